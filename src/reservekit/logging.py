@@ -1,0 +1,172 @@
+"""structlog set-up: JSON lines on stdout in which no secret key can ever appear (SPEC §10).
+
+structlog events and stdlib records (uvicorn, granian, SQLAlchemy, Alembic, ...) go through the same
+chain, and ``redact_secrets`` runs after exceptions are formatted and right before rendering, so
+tracebacks, nested values and third-party messages are all redacted. Nothing happens on import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json as jsonlib
+import logging
+import re
+import sys
+import uuid
+from typing import Any
+
+import msgspec
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "[REDACTED]"
+REDACTED_KEY = "sk_rsv_[REDACTED]"
+# Any length: truncated, mistyped and display-prefix forms of a key are hidden too.
+_KEY_RE = re.compile(r"sk_rsv_[0-9A-Za-z]+")
+_KEY_BYTES_RE = re.compile(rb"sk_rsv_[0-9A-Za-z]+")
+_KEY_MARK = "sk_rsv_"
+_SENSITIVE_NAME = re.compile(r"authorization|secret|pepper|password|token", re.IGNORECASE)
+# Values whose text is fixed by their type: they cannot carry a key, so they pass untouched.
+_ATOMIC: tuple[type, ...] = (
+    bool, int, float, type(None), dt.date, dt.time, dt.timedelta, uuid.UUID, decimal.Decimal,
+)  # fmt: skip
+_KEEP_NATIVE: tuple[type, ...] = (bytes, bytearray, memoryview, *_ATOMIC[3:])
+_PASSTHROUGH_KEYS = frozenset({"_record", "_from_structlog"})  # ProcessorFormatter's own metadata
+_MAX_DEPTH = 20
+_HANDLER_NAME = "reservekit"
+# Libraries that may have attached their own (unredacted) handlers: make them propagate to ours.
+STDLIB_LOGGERS = (
+    "uvicorn", "uvicorn.error", "uvicorn.access", "granian", "_granian", "granian.access",
+    "sqlalchemy", "alembic", "litestar", "asyncio",
+)  # fmt: skip
+
+
+def _is_sensitive(name: object) -> bool:
+    return isinstance(name, str) and _SENSITIVE_NAME.search(name) is not None
+
+
+def _scrub_key(key: Any) -> Any:
+    if isinstance(key, (str, *_ATOMIC)):
+        return _scrub(key, 0)
+    text = repr(key)
+    return _scrub(text, 0) if _KEY_MARK in text else key
+
+
+def _scrub_dict(value: dict[Any, Any], depth: int) -> dict[Any, Any]:
+    return {_scrub_key(k): (REDACTED if _is_sensitive(k) else _scrub(v, depth + 1)) for k, v in value.items()}
+
+
+def _scrub(value: Any, depth: int) -> Any:
+    """Return ``value`` with every key-shaped substring replaced, recursing into containers."""
+    if isinstance(value, str):
+        return _KEY_RE.sub(REDACTED_KEY, value) if _KEY_MARK in value else value
+    if isinstance(value, _ATOMIC):
+        return value
+    if depth >= _MAX_DEPTH:
+        return "[TOO DEEP]"
+    if isinstance(value, dict):
+        return _scrub_dict(value, depth)
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_scrub(item, depth + 1) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _KEY_BYTES_RE.sub(REDACTED_KEY.encode(), bytes(value))
+    # Anything else (dataclasses, Structs, exceptions, custom objects) is redacted in the form the
+    # renderer would emit: its fields as builtins, or its repr.
+    try:
+        plain = msgspec.to_builtins(value, builtin_types=_KEEP_NATIVE, enc_hook=repr)
+    except Exception:
+        try:
+            plain = repr(value)
+        except Exception:
+            plain = f"<unrepresentable {type(value).__name__}>"
+    return _scrub(plain, depth + 1)
+
+
+def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Processor: hide every ``sk_rsv_…`` string and every secret-named field before rendering.
+
+    Must run after exception formatting; a raw ``exc_info`` still present (e.g. under
+    ``capture_logs``) is formatted here so the traceback text is redacted as well.
+    """
+    if "exc_info" in event_dict:
+        event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
+    return {
+        _scrub_key(k): (v if k in _PASSTHROUGH_KEYS else REDACTED if _is_sensitive(k) else _scrub(v, 0))
+        for k, v in event_dict.items()
+    }
+
+
+# For ``structlog.testing.capture_logs(processors=REDACTION_PROCESSORS)``: same order as production.
+REDACTION_PROCESSORS: tuple[Processor, ...] = (structlog.processors.format_exc_info, redact_secrets)
+
+_ENCODER = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _dumps(obj: Any, **_: Any) -> str:
+    """JSONRenderer serializer: msgspec for speed, stdlib json for what msgspec refuses."""
+    try:
+        return _ENCODER.encode(obj).decode()
+    except (TypeError, ValueError, msgspec.MsgspecError):
+        return jsonlib.dumps(obj, default=repr)
+
+
+def _level_number(level: str) -> int:
+    number = logging.getLevelNamesMapping().get(level.strip().upper())
+    if number is None:
+        raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return number
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,  # request ids bound per request
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        # Plain text, never locals: rich/dict tracebacks can render variables no regex anticipates.
+        structlog.processors.format_exc_info,
+    ]
+
+
+def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
+    """Send structlog and stdlib logging to stdout through one redacting chain; safe to call again.
+
+    ``json=False`` renders for humans (still redacted, exceptions as plain text).
+    """
+    numeric = _level_number(level)
+    stream = sys.stdout
+    renderer: Processor
+    if json:
+        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+    shared = _shared_processors()
+    structlog.configure(
+        processors=[*shared, redact_secrets, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        context_class=dict,
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact_secrets, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    for name in STDLIB_LOGGERS:
+        library_logger = logging.getLogger(name)
+        library_logger.handlers.clear()
+        library_logger.propagate = True
