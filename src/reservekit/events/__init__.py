@@ -1,0 +1,1 @@
+"""The lifecycle event log: types, hash chain, store, verification."""

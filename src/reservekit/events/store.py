@@ -1,0 +1,212 @@
+"""The lifecycle event log: append with optimistic concurrency, read in commit order.
+
+Appends take one log-wide lock (a transaction-scoped advisory lock on PostgreSQL, the write lock on
+SQLite) so positions are gapless and assigned in commit order: a reader that has seen position N has
+seen every event before N, and never skips one that commits late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import msgspec
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from reservekit.clock import Clock, SystemClock, from_micros, to_micros
+from reservekit.db import is_sqlite, read_transaction, write_transaction
+from reservekit.events.chain import GENESIS_HASH, canonical_bytes, chain_hash
+from reservekit.events.tables import events
+from reservekit.events.types import (
+    Event,
+    Metadata,
+    RecordedEvent,
+    decode_event,
+    decode_metadata,
+    encode_event,
+    encode_metadata,
+    event_type,
+)
+
+NOTIFY_CHANNEL = "reservekit_events"
+_APPEND_LOCK_KEY = 0x5253_4B31  # "RSK1": the one advisory lock that serialises appends
+
+
+class ConcurrencyConflict(Exception):
+    """The stream moved on since it was read; nothing was written."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
+        super().__init__(f"stream {stream_id} is at version {actual}, expected {expected}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class StreamWrite(msgspec.Struct, frozen=True):
+    stream_id: str
+    expected_version: int
+    events: Sequence[Event]
+
+
+class EventStore:
+    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._clock = clock or SystemClock()
+        self._listeners: list[Callable[[Sequence[RecordedEvent]], None]] = []
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def on_append(self, listener: Callable[[Sequence[RecordedEvent]], None]) -> None:
+        """Called in-process after each committed append (the writer's replica sees it at once)."""
+        self._listeners.append(listener)
+
+    async def append(self, writes: Sequence[StreamWrite], metadata: Metadata) -> list[RecordedEvent]:
+        """Append to one or more streams atomically; a stale expected version writes nothing."""
+        async with write_transaction(self._engine) as conn:
+            recorded = await self._append_in(conn, writes, metadata)
+        for listener in self._listeners:
+            listener(recorded)
+        return recorded
+
+    async def _append_in(
+        self, conn: AsyncConnection, writes: Sequence[StreamWrite], metadata: Metadata
+    ) -> list[RecordedEvent]:
+        if not is_sqlite(conn):
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY})
+        head = (
+            await conn.execute(
+                select(events.c.position, events.c.hash).order_by(events.c.position.desc()).limit(1)
+            )
+        ).first()
+        position, prev_hash = (head.position, head.hash) if head else (0, GENESIS_HASH)
+        now = self._clock.now()
+        recorded_at_us = to_micros(now)
+        metadata_raw = encode_metadata(metadata)
+        rows: list[dict[str, object]] = []
+        recorded: list[RecordedEvent] = []
+        for write in writes:
+            actual = await self._stream_version(conn, write.stream_id)
+            if actual != write.expected_version:
+                raise ConcurrencyConflict(write.stream_id, write.expected_version, actual)
+            for offset, event in enumerate(write.events, start=1):
+                position += 1
+                data_raw = encode_event(event)
+                kind = event_type(event)
+                version = write.expected_version + offset
+                digest = chain_hash(
+                    prev_hash,
+                    canonical_bytes(
+                        position=position,
+                        stream_id=write.stream_id,
+                        stream_version=version,
+                        type=kind,
+                        data=data_raw,
+                        metadata=metadata_raw,
+                        recorded_at_us=recorded_at_us,
+                    ),
+                )
+                rows.append(
+                    {
+                        "position": position,
+                        "stream_id": write.stream_id,
+                        "stream_version": version,
+                        "type": kind,
+                        "data": data_raw.decode(),
+                        "metadata": metadata_raw.decode(),
+                        "recorded_at_us": recorded_at_us,
+                        "prev_hash": prev_hash,
+                        "hash": digest,
+                    }
+                )
+                recorded.append(
+                    RecordedEvent(
+                        position=position,
+                        stream_id=write.stream_id,
+                        stream_version=version,
+                        type=kind,
+                        data=event,
+                        metadata=metadata,
+                        recorded_at=from_micros(recorded_at_us),
+                        prev_hash=prev_hash,
+                        hash=digest,
+                    )
+                )
+                prev_hash = digest
+        if not rows:
+            return []
+        try:
+            await conn.execute(insert(events), rows)
+        except IntegrityError as exc:  # a writer that bypassed the lock; still never a partial write
+            raise ConcurrencyConflict(writes[0].stream_id, writes[0].expected_version, -1) from exc
+        if not is_sqlite(conn):
+            await conn.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": NOTIFY_CHANNEL, "payload": str(position)},
+            )
+        return recorded
+
+    @staticmethod
+    async def _stream_version(conn: AsyncConnection, stream_id: str) -> int:
+        version = await conn.scalar(
+            select(func.coalesce(func.max(events.c.stream_version), 0)).where(events.c.stream_id == stream_id)
+        )
+        return int(version or 0)
+
+    async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
+        async with read_transaction(self._engine) as conn:
+            return await read_stream_in(conn, stream_id)
+
+    async def read_after(
+        self, position: int, *, limit: int = 1000, until: int | None = None
+    ) -> list[RecordedEvent]:
+        async with read_transaction(self._engine) as conn:
+            return await read_after_in(conn, position, limit=limit, until=until)
+
+    async def head(self) -> int:
+        async with read_transaction(self._engine) as conn:
+            return await head_position_in(conn)
+
+
+async def head_position_in(conn: AsyncConnection) -> int:
+    return int(await conn.scalar(select(func.coalesce(func.max(events.c.position), 0))) or 0)
+
+
+async def read_stream_in(conn: AsyncConnection, stream_id: str) -> list[RecordedEvent]:
+    result = await conn.execute(
+        select(events).where(events.c.stream_id == stream_id).order_by(events.c.stream_version)
+    )
+    return [row_to_event(row) for row in result]
+
+
+async def read_after_in(
+    conn: AsyncConnection, position: int, *, limit: int = 1000, until: int | None = None
+) -> list[RecordedEvent]:
+    query = select(events).where(events.c.position > position)
+    if until is not None:
+        query = query.where(events.c.position <= until)
+    result = await conn.execute(query.order_by(events.c.position).limit(limit))
+    return [row_to_event(row) for row in result]
+
+
+def row_to_event(row: Row[tuple[object, ...]] | Row[object]) -> RecordedEvent:
+    mapping = row._mapping
+    return RecordedEvent(
+        position=int(mapping["position"]),
+        stream_id=str(mapping["stream_id"]),
+        stream_version=int(mapping["stream_version"]),
+        type=str(mapping["type"]),
+        data=decode_event(str(mapping["data"])),
+        metadata=decode_metadata(str(mapping["metadata"])),
+        recorded_at=from_micros(int(mapping["recorded_at_us"])),
+        prev_hash=str(mapping["prev_hash"]),
+        hash=str(mapping["hash"]),
+    )
+
+
+def recorded_at_of(event: RecordedEvent) -> datetime:
+    return event.recorded_at

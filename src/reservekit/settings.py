@@ -1,0 +1,124 @@
+"""One settings object, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+DEFAULT_PLANS: dict[str, int] = {"free": 60, "pro": 600, "enterprise": 6000}
+
+
+class SettingsError(ValueError):
+    """A configuration value cannot be used; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    data_dir: Path = Path(".reservekit")
+    database_url: str = ""
+    redis_url: str | None = None
+    key_pepper: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    plans: dict[str, int] = msgspec.field(default_factory=lambda: dict(DEFAULT_PLANS))
+    log_level: str = "INFO"
+    log_json: bool = True
+    poll_interval_seconds: float = 1.0
+    key_cache_size: int = 100_000
+    failed_auth_per_ip_per_minute: int = 30
+    max_body_bytes: int = 64 * 1024
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'reservekit.db').resolve()}"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in self.trusted_proxies)
+
+
+def _parse_plans(raw: str) -> dict[str, int]:
+    plans = dict(DEFAULT_PLANS)
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip().isdigit() or int(value) < 1:
+            raise SettingsError(f"RESERVEKIT_PLANS: expected name=requests_per_minute, got {item!r}")
+        plans[name.strip()] = int(value)
+    return plans
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _parse_number(name: str, raw: str, kind: type[int] | type[float]) -> float:
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name}: must be positive, got {raw!r}")
+    return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from ``RESERVEKIT_*`` variables; unknown plans or bad values fail loudly."""
+    env = os.environ if environ is None else environ
+    fields: dict[str, object] = {}
+    if "RESERVEKIT_DATA_DIR" in env:
+        fields["data_dir"] = Path(env["RESERVEKIT_DATA_DIR"])
+    if env.get("RESERVEKIT_DATABASE_URL"):
+        fields["database_url"] = _normalise_database_url(env["RESERVEKIT_DATABASE_URL"])
+    if env.get("RESERVEKIT_REDIS_URL"):
+        fields["redis_url"] = env["RESERVEKIT_REDIS_URL"]
+    if env.get("RESERVEKIT_KEY_PEPPER"):
+        fields["key_pepper"] = env["RESERVEKIT_KEY_PEPPER"]
+    if env.get("RESERVEKIT_TRUSTED_PROXIES"):
+        proxies = tuple(p.strip() for p in env["RESERVEKIT_TRUSTED_PROXIES"].split(",") if p.strip())
+        for cidr in proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise SettingsError(f"RESERVEKIT_TRUSTED_PROXIES: {cidr!r} is not an IP or CIDR") from None
+        fields["trusted_proxies"] = proxies
+    if env.get("RESERVEKIT_PLANS"):
+        fields["plans"] = _parse_plans(env["RESERVEKIT_PLANS"])
+    if env.get("RESERVEKIT_LOG_LEVEL"):
+        fields["log_level"] = env["RESERVEKIT_LOG_LEVEL"].upper()
+    if env.get("RESERVEKIT_LOG_JSON"):
+        fields["log_json"] = _parse_bool("RESERVEKIT_LOG_JSON", env["RESERVEKIT_LOG_JSON"])
+    numeric: dict[str, tuple[str, type[int] | type[float]]] = {
+        "RESERVEKIT_POLL_INTERVAL_SECONDS": ("poll_interval_seconds", float),
+        "RESERVEKIT_KEY_CACHE_SIZE": ("key_cache_size", int),
+        "RESERVEKIT_FAILED_AUTH_PER_IP_PER_MINUTE": ("failed_auth_per_ip_per_minute", int),
+        "RESERVEKIT_MAX_BODY_BYTES": ("max_body_bytes", int),
+    }
+    for var, (field, kind) in numeric.items():
+        if env.get(var):
+            fields[field] = _parse_number(var, env[var], kind)
+    return msgspec.convert(fields, Settings, strict=False)
+
+
+def _normalise_database_url(url: str) -> str:
+    """Accept the URLs operators paste (postgres://, postgresql://) and pick the async drivers."""
+    for plain in ("postgres://", "postgresql://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url[len(plain) :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise SettingsError(f"RESERVEKIT_DATABASE_URL: unsupported scheme in {url.split('://')[0]!r}")
