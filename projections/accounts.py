@@ -1,0 +1,60 @@
+"""Accounts and their current plan, for listings and for the rate limiter's plan lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from sqlalchemy import BigInteger, Boolean, Column, MetaData, String, Table, insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reservekit.clock import to_micros
+from reservekit.events.types import AccountOpened, AccountPlanChanged, RecordedEvent
+from reservekit.projecting.spec import Projection
+
+
+class AccountTables(NamedTuple):
+    accounts: Table
+
+
+def define(metadata: MetaData, suffix: str) -> AccountTables:
+    return AccountTables(
+        Table(
+            f"proj_accounts{suffix}",
+            metadata,
+            Column("account_id", String(64), primary_key=True),
+            Column("name", String(200), nullable=False),
+            Column("plan", String(64), nullable=False),
+            Column("operator", Boolean, nullable=False),
+            Column("opened_at_us", BigInteger, nullable=False),
+            Column("position", BigInteger, nullable=False),
+        )
+    )
+
+
+async def apply(conn: AsyncConnection, tables: AccountTables, batch: Sequence[RecordedEvent]) -> None:
+    accounts = tables.accounts
+    for recorded in batch:
+        event = recorded.data
+        if isinstance(event, AccountOpened):
+            await conn.execute(
+                insert(accounts).values(
+                    account_id=event.account_id,
+                    name=event.name,
+                    plan=event.plan,
+                    operator=event.operator,
+                    opened_at_us=to_micros(recorded.recorded_at),
+                    position=recorded.position,
+                )
+            )
+        elif isinstance(event, AccountPlanChanged):
+            await conn.execute(
+                update(accounts)
+                .where(accounts.c.account_id == event.account_id)
+                .values(plan=event.plan, position=recorded.position)
+            )
+
+
+PROJECTION = Projection(
+    name="accounts", version=1, define=define, apply=apply, description="accounts and plans"
+)

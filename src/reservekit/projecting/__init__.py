@@ -1,0 +1,1 @@
+"""The projection engine: runs the modules in ``projections/`` over the logs."""

@@ -1,0 +1,186 @@
+"""Keeps live projections current: rows and checkpoint in one transaction, resumed from the checkpoint.
+
+Several replicas may run the same runner against one database: the checkpoint row is locked for the
+whole batch (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite), so exactly one applies each batch
+and the others find nothing left to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+import structlog
+from sqlalchemy import MetaData, Table, insert, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from reservekit.clock import Clock, SystemClock, to_micros
+from reservekit.db import DatabaseUnavailable, is_sqlite, read_transaction, write_transaction
+from reservekit.events.store import head_position_in, read_after_in
+from reservekit.events.tables import projection_checkpoints
+from reservekit.projecting.spec import AnyProjection
+from reservekit.projecting.wakeup import WakeUp, wait_for_wakeup
+
+log = structlog.get_logger(__name__)
+_SETUP_LOCK_KEY = 0x5253_4B32
+
+
+class ProjectionStatus:
+    def __init__(self, name: str, version: int, checkpoint: int, head: int) -> None:
+        self.name = name
+        self.version = version
+        self.checkpoint = checkpoint
+        self.head = head
+
+    @property
+    def lag(self) -> int:
+        return max(self.head - self.checkpoint, 0)
+
+
+async def ensure_projection(conn: AsyncConnection, projection: AnyProjection, clock: Clock) -> None:
+    """Create the projection's tables and checkpoint; a new version drops the old rows and replays."""
+    if not is_sqlite(conn):
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SETUP_LOCK_KEY})
+    stored = (
+        await conn.execute(
+            select(projection_checkpoints.c.version).where(projection_checkpoints.c.name == projection.name)
+        )
+    ).scalar_one_or_none()
+    tables = projection.live
+    if stored is not None and stored != projection.version:
+        log.info(
+            "projection_version_changed", projection=projection.name, stored=stored, code=projection.version
+        )
+        await conn.run_sync(lambda sync: _metadata_of(tables).drop_all(sync, checkfirst=True))
+        await conn.execute(
+            update(projection_checkpoints)
+            .where(projection_checkpoints.c.name == projection.name)
+            .values(version=projection.version, position=0, updated_at_us=to_micros(clock.now()))
+        )
+    await conn.run_sync(lambda sync: _metadata_of(tables).create_all(sync, checkfirst=True))
+    if stored is None:
+        await conn.execute(
+            insert(projection_checkpoints).values(
+                name=projection.name,
+                version=projection.version,
+                position=0,
+                updated_at_us=to_micros(clock.now()),
+            )
+        )
+
+
+def _metadata_of(tables: Sequence[Table]) -> MetaData:
+    return tables[0].metadata
+
+
+async def apply_next_batch(
+    engine: AsyncEngine, projection: AnyProjection, *, batch_size: int = 500, clock: Clock | None = None
+) -> int:
+    """Apply the events after the checkpoint (at most ``batch_size``); returns how many were applied."""
+    clock = clock or SystemClock()
+    tables = projection.live
+    async with write_transaction(engine) as conn:
+        query = select(projection_checkpoints.c.position).where(
+            projection_checkpoints.c.name == projection.name
+        )
+        if not is_sqlite(conn):
+            query = query.with_for_update()
+        checkpoint = (await conn.execute(query)).scalar_one()
+        batch = await read_after_in(conn, int(checkpoint), limit=batch_size)
+        if not batch:
+            return 0
+        await projection.apply(conn, tables, batch)
+        await conn.execute(
+            update(projection_checkpoints)
+            .where(projection_checkpoints.c.name == projection.name)
+            .values(position=batch[-1].position, updated_at_us=to_micros(clock.now()))
+        )
+    return len(batch)
+
+
+async def catch_up(engine: AsyncEngine, projection: AnyProjection, *, batch_size: int = 500) -> int:
+    applied = 0
+    while count := await apply_next_batch(engine, projection, batch_size=batch_size):
+        applied += count
+    return applied
+
+
+async def projection_status(
+    engine: AsyncEngine, projections: Sequence[AnyProjection]
+) -> list[ProjectionStatus]:
+    async with read_transaction(engine) as conn:
+        head = await head_position_in(conn)
+        rows = {
+            row.name: row
+            for row in await conn.execute(
+                select(projection_checkpoints.c.name, projection_checkpoints.c.position)
+            )
+        }
+    return [
+        ProjectionStatus(p.name, p.version, int(rows[p.name].position) if p.name in rows else 0, head)
+        for p in projections
+    ]
+
+
+class ProjectionRunner:
+    """Background task: wakes on a notification or every poll interval, and catches every projection up."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        projections: Sequence[AnyProjection],
+        wakeup: WakeUp,
+        *,
+        poll_interval: float = 1.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self._engine = engine
+        self._projections = list(projections)
+        self._wakeup = wakeup
+        self._poll_interval = poll_interval
+        self._clock = clock or SystemClock()
+        self._task: asyncio.Task[None] | None = None
+        self.caught_up = asyncio.Event()
+
+    @property
+    def projections(self) -> list[AnyProjection]:
+        return self._projections
+
+    async def setup(self) -> None:
+        async with write_transaction(self._engine) as conn:
+            for projection in self._projections:
+                await ensure_projection(conn, projection, self._clock)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="reservekit-projections")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def run_all_once(self) -> int:
+        total = 0
+        for projection in self._projections:
+            total += await catch_up(self._engine, projection)
+        return total
+
+    async def _run(self) -> None:
+        waiter = self._wakeup.subscribe()
+        backoff = self._poll_interval
+        try:
+            while True:
+                try:
+                    await self.run_all_once()
+                    self.caught_up.set()
+                    backoff = self._poll_interval
+                except (DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
+                    # The checkpoint did not move with the failed batch; the next pass redoes it exactly.
+                    log.warning("projection_batch_failed", error=str(exc), retry_in=backoff)
+                    backoff = min(backoff * 2, 30.0)
+                await wait_for_wakeup(waiter, backoff)
+        finally:
+            self._wakeup.unsubscribe(waiter)

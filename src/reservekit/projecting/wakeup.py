@@ -1,0 +1,86 @@
+"""Wake-ups for log tailers: an in-process signal, fed on PostgreSQL by LISTEN/NOTIFY.
+
+Wake-ups only shorten the wait; tailers always poll as well, so a lost notification or a dropped
+listener connection delays a reader by at most one poll interval and never loses an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import make_url
+
+log = structlog.get_logger(__name__)
+
+
+class WakeUp:
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Event] = set()
+
+    def subscribe(self) -> asyncio.Event:
+        waiter = asyncio.Event()
+        self._waiters.add(waiter)
+        return waiter
+
+    def unsubscribe(self, waiter: asyncio.Event) -> None:
+        self._waiters.discard(waiter)
+
+    def notify(self, *_: Any) -> None:
+        for waiter in self._waiters:
+            waiter.set()
+
+
+async def wait_for_wakeup(waiter: asyncio.Event, within: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(waiter.wait(), within)
+    waiter.clear()
+
+
+class PostgresListener:
+    """Holds one asyncpg connection LISTENing on the channel; reconnects with backoff when it drops."""
+
+    def __init__(self, database_url: str, channel: str, wakeup: WakeUp) -> None:
+        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._channel = channel
+        self._wakeup = wakeup
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="reservekit-pg-listener")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        import asyncpg
+
+        backoff = 0.1
+        while True:
+            lost = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(self._dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("listener_connect_failed", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            try:
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await conn.add_listener(self._channel, self._wakeup.notify)
+                backoff = 0.1
+                self.connected.set()
+                # A reconnect may have missed notifications: wake tailers so they catch up.
+                self._wakeup.notify()
+                await lost.wait()
+                log.warning("listener_connection_lost")
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)
