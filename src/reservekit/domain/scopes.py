@@ -1,0 +1,39 @@
+"""Scopes a key can hold. ``platform:admin`` exists only on operator accounts' keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from reservekit.domain.errors import InvalidInput
+
+PLATFORM_ADMIN = "platform:admin"
+ACCOUNT_SCOPES: tuple[str, ...] = (
+    "services:read",
+    "services:write",
+    "keys:read",
+    "keys:write",
+    "usage:read",
+    "audit:read",
+)
+ALL_SCOPES: frozenset[str] = frozenset((*ACCOUNT_SCOPES, PLATFORM_ADMIN))
+
+
+def resolve_scopes(requested: Iterable[str] | None, *, operator: bool) -> tuple[str, ...]:
+    """Default: every scope of the account except platform:admin. Returned sorted and de-duplicated."""
+    if requested is None:
+        return tuple(sorted(ACCOUNT_SCOPES))
+    scopes = set(requested)
+    unknown = sorted(scopes - ALL_SCOPES)
+    if unknown:
+        raise InvalidInput(
+            f"unknown scope {unknown[0]!r}; allowed: {', '.join(sorted(ALL_SCOPES))}", field="scopes"
+        )
+    if PLATFORM_ADMIN in scopes and not operator:
+        raise InvalidInput("platform:admin is only available to operator accounts", field="scopes")
+    if not scopes:
+        raise InvalidInput("a key needs at least one scope", field="scopes")
+    return tuple(sorted(scopes))
+
+
+def operator_scopes() -> tuple[str, ...]:
+    return tuple(sorted(ALL_SCOPES))
