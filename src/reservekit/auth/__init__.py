@@ -1,0 +1,1 @@
+"""Request authentication: the in-memory key view and the middleware that consults it."""

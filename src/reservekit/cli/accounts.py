@@ -1,0 +1,45 @@
+"""``reservekit accounts create``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from reservekit.cli.context import CLI_METADATA, open_runtime, print_json
+from reservekit.schemas import AccountWithKey, account_out, key_with_secret
+from reservekit.settings import Settings
+from reservekit.usecases.accounts import open_account
+
+
+def register(commands: Any, _instant: Any) -> None:
+    accounts = commands.add_parser("accounts", help="manage accounts").add_subparsers(
+        dest="action", required=True
+    )
+    create = accounts.add_parser("create", help="open an account and print its first key (shown once)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--plan", default="free")
+    create.add_argument("--operator", action="store_true", help="an operator account (platform:admin)")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(handler=run_create)
+
+
+async def run_create(args: argparse.Namespace, settings: Settings) -> int:
+    async with open_runtime(settings) as runtime:
+        account, issued = await open_account(
+            runtime.authority, name=args.name, plan=args.plan, operator=args.operator, metadata=CLI_METADATA
+        )
+        result = AccountWithKey(
+            account=account_out(account),
+            key=key_with_secret(issued.key, issued.secret, now=runtime.clock.now()),
+        )
+    if args.json:
+        print_json(result)
+    else:
+        print(
+            f"account {account.account_id} ({account.name}, plan {account.plan}"
+            f"{', operator' if account.operator else ''})"
+        )
+        print(f"key     {issued.key.key_id}")
+        print(f"secret  {issued.secret}")
+        print("Store the secret now: it is shown this once and cannot be retrieved later.")
+    return 0

@@ -1,0 +1,60 @@
+"""Shared plumbing for commands: settings, a runtime without background tasks, output, errors."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from reservekit.db import DatabaseUnavailable
+from reservekit.domain.errors import DomainError
+from reservekit.events.types import Metadata
+from reservekit.migrate import upgrade_to_head_async
+from reservekit.runtime import Runtime
+from reservekit.settings import Settings, SettingsError
+
+CLI_METADATA = Metadata(source="cli")
+
+
+class UserError(Exception):
+    """A mistake the user can fix: printed as one line, exit status 1."""
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    if settings.is_embedded:
+        await upgrade_to_head_async(settings.effective_database_url)
+    runtime = Runtime.build(settings)
+    try:
+        try:
+            await runtime.start(background=False)
+        except (ProgrammingError, OperationalError) as exc:
+            if "does not exist" in str(exc) or "no such table" in str(exc):
+                raise UserError(
+                    "the database has no ReserveKit tables yet: run `reservekit migrate` first"
+                ) from None
+            raise
+        yield runtime
+        # Keep listings (and the other replicas' lookups) current with what this command wrote.
+        await runtime.runner.run_all_once()
+    finally:
+        await runtime.stop()
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(msgspec.json.encode(value).decode() + "\n")
+
+
+def describe_error(exc: BaseException) -> str | None:
+    """The one line shown for a user-facing failure, or None for a bug (which keeps its traceback)."""
+    if isinstance(exc, DomainError):
+        return exc.message
+    if isinstance(exc, UserError | SettingsError):
+        return str(exc)
+    if isinstance(exc, DatabaseUnavailable | OSError):
+        return f"cannot reach the database: {exc}"
+    return None

@@ -1,0 +1,56 @@
+"""Entry point: parses arguments, runs one command, turns user mistakes into one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import Any
+
+from reservekit.cli import accounts, audit, keys, projections, serve
+from reservekit.cli.context import describe_error
+from reservekit.settings import load_settings
+
+Handler = Callable[[argparse.Namespace, Any], Coroutine[Any, Any, int] | int]
+
+
+def parse_instant(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an RFC 3339 timestamp") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} needs a timezone offset, e.g. Z or +00:00")
+    return moment
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reservekit", description="ReserveKit key authority")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (serve, accounts, keys, projections, audit):
+        module.register(commands, parse_instant)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        settings = load_settings()
+        outcome = handler(args, settings)
+        return asyncio.run(outcome) if inspect.iscoroutine(outcome) else int(outcome)  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        message = describe_error(exc)
+        if message is None:
+            raise
+        sys.stderr.write(f"reservekit: error: {message}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The composition root: builds every adapter once from Settings and starts/stops the background tasks."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import projections
+from reservekit.auth.key_view import KeyView, KeyViewTailer
+from reservekit.clock import Clock, SystemClock
+from reservekit.db import create_engine
+from reservekit.events.store import NOTIFY_CHANNEL, EventStore
+from reservekit.keys.tokens import KeyHasher, load_or_create_pepper, parse_pepper
+from reservekit.migrate import upgrade_to_head_async
+from reservekit.projecting.runner import ProjectionRunner
+from reservekit.projecting.wakeup import PostgresListener, WakeUp
+from reservekit.settings import Settings, SettingsError
+from reservekit.usecases.context import Authority
+
+log = structlog.get_logger(__name__)
+
+
+def load_pepper(settings: Settings) -> bytes:
+    """Production supplies the pepper; only the embedded default may generate one into its data dir."""
+    if settings.key_pepper:
+        try:
+            return parse_pepper(settings.key_pepper)
+        except ValueError as exc:
+            raise SettingsError(f"RESERVEKIT_KEY_PEPPER: {exc}") from None
+    if not settings.is_embedded:
+        raise SettingsError(
+            "RESERVEKIT_KEY_PEPPER must be set when RESERVEKIT_DATABASE_URL is not the embedded SQLite"
+        )
+    return load_or_create_pepper(settings.data_dir)
+
+
+class Runtime:
+    """Everything one replica runs. A plain class: Litestar injects it without validating its fields."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        store: EventStore,
+        authority: Authority,
+        wakeup: WakeUp,
+        key_view: KeyView,
+        runner: ProjectionRunner,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = store
+        self.authority = authority
+        self.wakeup = wakeup
+        self.key_view = key_view
+        self.runner = runner
+        self.clock = clock
+        self._background: list[KeyViewTailer | ProjectionRunner | PostgresListener] = []
+
+    @classmethod
+    def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+        clock = clock or SystemClock()
+        engine = create_engine(settings.effective_database_url)
+        store = EventStore(engine, clock)
+        wakeup = WakeUp()
+        key_view = KeyView(engine, capacity=settings.key_cache_size)
+        # The writing replica applies its own events at once: a revocation holds for the very next request.
+        store.on_append(key_view.apply)
+        store.on_append(wakeup.notify)
+        authority = Authority(
+            store=store, hasher=KeyHasher(load_pepper(settings)), clock=clock, plans=settings.plans
+        )
+        runner = ProjectionRunner(
+            engine, projections.ALL, wakeup, poll_interval=settings.poll_interval_seconds, clock=clock
+        )
+        return cls(settings, engine, store, authority, wakeup, key_view, runner, clock)
+
+    async def start(self, *, migrate: bool = False, background: bool = True) -> None:
+        if migrate:
+            await upgrade_to_head_async(self.settings.effective_database_url)
+        await self.runner.setup()
+        await self.runner.run_all_once()
+        await self.key_view.start()
+        if not background:
+            return
+        tailer = KeyViewTailer(self.key_view, self.wakeup, poll_interval=self.settings.poll_interval_seconds)
+        self._background = [tailer, self.runner]
+        if not self.settings.is_embedded:
+            self._background.append(
+                PostgresListener(self.settings.effective_database_url, NOTIFY_CHANNEL, self.wakeup)
+            )
+        for task in self._background:
+            task.start()
+
+    async def stop(self) -> None:
+        for task in reversed(self._background):
+            await task.stop()
+        self._background = []
+        await self.engine.dispose()

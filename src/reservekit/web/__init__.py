@@ -1,0 +1,1 @@
+"""The HTTP adapter: Litestar app, thin controllers, middleware, problem+json errors."""

@@ -1,0 +1,74 @@
+"""``create_app()`` assembles the Litestar app from the runtime, controllers, middleware and plugins."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from reservekit import __version__
+from reservekit.clock import Clock
+from reservekit.logging import configure_logging
+from reservekit.runtime import Runtime
+from reservekit.settings import Settings, load_settings
+from reservekit.web.health import HealthController
+from reservekit.web.problems import EXCEPTION_HANDLERS
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool = False
+) -> Litestar:
+    settings = settings or load_settings()
+    runtime = Runtime.build(settings, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        await runtime.start(migrate=migrate)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    config = AppConfig(
+        route_handlers=[HealthController],
+        dependencies={"runtime": Provide(lambda: runtime, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="ReserveKit API",
+            version=__version__,
+            path="/schema",
+            render_plugins=[
+                JsonRenderPlugin(path=["/", "/openapi.json"]),
+                SwaggerRenderPlugin(path="/swagger"),
+            ],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="sk_rsv_<32 base62><6 base62 CRC32>",
+                        description="A ReserveKit secret key: Authorization: Bearer sk_rsv_…",
+                    )
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+    )
+    app = Litestar.from_config(config)
+    app.state.runtime = runtime
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    """The factory the server imports: settings and logging from the environment, migrations on start."""
+    settings = load_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    return create_app(settings, migrate=True)

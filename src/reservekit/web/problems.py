@@ -1,0 +1,118 @@
+"""RFC 9457 problem details: every error body the API sends is built here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from reservekit.db import DatabaseUnavailable
+from reservekit.domain.errors import DomainError
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://docs.reservekit.io/problems/"
+log = structlog.get_logger(__name__)
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    code: str
+    request_id: str | None = None
+    detail: str | None = None
+    field: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def problem_bytes(status: int, title: str, code: str, request_id: str | None, **extra: Any) -> bytes:
+    return _encoder.encode(
+        Problem(
+            type=PROBLEM_TYPE_BASE + code,
+            title=title,
+            status=status,
+            code=code,
+            request_id=request_id,
+            **extra,
+        )
+    )
+
+
+def request_id_of(request: Request[Any, Any, Any]) -> str | None:
+    value = request.scope.get("state", {}).get("request_id")
+    return str(value) if value else None
+
+
+def problem_response(
+    request: Request[Any, Any, Any], status: int, title: str, code: str, **extra: Any
+) -> Response[bytes]:
+    return Response(
+        content=problem_bytes(status, title, code, request_id_of(request), **extra),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def _validation_field(extra: Any) -> tuple[str | None, list[dict[str, Any]] | None]:
+    if isinstance(extra, list) and extra:
+        errors = [e for e in extra if isinstance(e, dict)]
+        first = errors[0] if errors else {}
+        key = first.get("key")
+        return (str(key) if key else None), errors or None
+    return None, None
+
+
+def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    title = {404: "Not found", 409: "Conflict", 422: "Invalid input"}.get(exc.status, "Bad request")
+    return problem_response(request, exc.status, title, exc.code, detail=exc.message, field=exc.field)
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    if isinstance(exc, ValidationException):
+        field, errors = _validation_field(exc.extra)
+        detail = exc.detail if not field else f"{exc.detail}: {field}"
+        return problem_response(
+            request, 400, "Invalid request", "invalid_request", detail=detail, field=field, errors=errors
+        )
+    codes = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "request_too_large",
+        415: "unsupported_media_type",
+    }
+    code = codes.get(exc.status_code, "http_error")
+    title = exc.detail if exc.detail else "HTTP error"
+    return problem_response(request, exc.status_code, title, code)
+
+
+def handle_database_unavailable(request: Request[Any, Any, Any], exc: DatabaseUnavailable) -> Response[bytes]:
+    log.error("database_unavailable", error=str(exc))
+    return problem_response(
+        request,
+        503,
+        "Service unavailable",
+        "database_unavailable",
+        detail="the database cannot be reached; nothing was written",
+    )
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled_error", exc_info=exc)
+    return problem_response(
+        request, HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", "internal_error"
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    DomainError: handle_domain_error,
+    HTTPException: handle_http_exception,
+    DatabaseUnavailable: handle_database_unavailable,
+    Exception: handle_unexpected,
+}

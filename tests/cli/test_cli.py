@@ -1,0 +1,117 @@
+"""The ``reservekit`` command as a user runs it: a real process, real exit codes, both backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from reservekit.db import create_engine
+from tests.conftest import TEST_PEPPER
+
+
+def run(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reservekit.cli.main", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RESERVEKIT_DATABASE_URL": database_url,
+        "RESERVEKIT_KEY_PEPPER": TEST_PEPPER,
+        "RESERVEKIT_DATA_DIR": str(tmp_path / "data"),
+    }
+
+
+def test_accounts_create_operator_json_and_the_log_verifies(env: dict[str, str], database_url: str) -> None:
+    created = run(env, "accounts", "create", "--name", "Ops", "--operator", "--json")
+    assert created.returncode == 0, created.stderr
+    body = json.loads(created.stdout)
+    assert body["account"]["id"].startswith("acct_")
+    assert body["account"] | {"id": None} == {
+        "id": None,
+        "name": "Ops",
+        "plan": "free",
+        "operator": True,
+        "created_at": body["account"]["created_at"],
+    }
+    assert body["key"]["id"].startswith("key_")
+    assert body["key"]["secret"].startswith("sk_rsv_")
+    assert "platform:admin" in body["key"]["scopes"]
+
+    verified = run(env, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert "2 events" in verified.stdout
+
+    rebuilt = run(env, "projections", "rebuild", "--verify")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "matches live" in rebuilt.stderr
+
+    status = run(env, "projections", "status")
+    assert status.returncode == 0
+    assert any(
+        line.split()[:1] == ["api_keys"] and line.split()[-1] == "0" for line in status.stdout.splitlines()
+    )
+
+
+async def test_audit_verify_exits_1_naming_the_tampered_position(
+    env: dict[str, str], database_url: str
+) -> None:
+    for name in ("A", "B"):
+        assert run(env, "accounts", "create", "--name", name).returncode == 0
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            await conn.execute(text("DROP TRIGGER events_no_update"))
+        else:
+            await conn.execute(text("ALTER TABLE events DISABLE TRIGGER USER"))
+        await conn.execute(text('UPDATE events SET metadata = \'{"source":"forged"}\' WHERE position = 3'))
+    await engine.dispose()
+    verified = run(env, "audit", "verify")
+    assert verified.returncode == 1
+    assert "position 3" in verified.stdout
+
+
+def test_user_mistakes_print_one_line_and_exit_non_zero(env: dict[str, str]) -> None:
+    bad_plan = run(env, "accounts", "create", "--name", "X", "--plan", "platinum")
+    assert bad_plan.returncode == 1
+    assert bad_plan.stderr.strip().count("\n") == 0
+    assert "unknown plan 'platinum'" in bad_plan.stderr
+    assert "Traceback" not in bad_plan.stderr
+    missing = run(env, "keys", "revoke", "key_doesnotexist")
+    assert missing.returncode == 1
+    assert "not found" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    unknown = run(env, "projections", "rebuild", "nope")
+    assert unknown.returncode == 1
+    assert "no projection named 'nope'" in unknown.stderr
+
+
+def test_embedded_default_creates_its_database_and_pepper_on_first_run(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESERVEKIT_")}
+    created = run(env, "accounts", "create", "--name", "Laptop", "--json", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    data = tmp_path / ".reservekit"
+    assert (data / "reservekit.db").exists()
+    assert (data / "pepper").stat().st_mode & 0o777 == 0o600
+    assert run(env, "audit", "verify", cwd=tmp_path).returncode == 0
+
+
+def test_migrate_upgrades_the_configured_database(env: dict[str, str]) -> None:
+    migrated = run(env, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "to head" in migrated.stdout
