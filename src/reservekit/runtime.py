@@ -6,6 +6,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import projections
+from reservekit.auth.authenticator import Authenticator
 from reservekit.auth.key_view import KeyView, KeyViewTailer
 from reservekit.clock import Clock, SystemClock
 from reservekit.db import create_engine
@@ -14,6 +15,7 @@ from reservekit.keys.tokens import KeyHasher, load_or_create_pepper, parse_peppe
 from reservekit.migrate import upgrade_to_head_async
 from reservekit.projecting.runner import ProjectionRunner
 from reservekit.projecting.wakeup import PostgresListener, WakeUp
+from reservekit.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
 from reservekit.settings import Settings, SettingsError
 from reservekit.usecases.context import Authority
 
@@ -34,6 +36,18 @@ def load_pepper(settings: Settings) -> bytes:
     return load_or_create_pepper(settings.data_dir)
 
 
+def build_rate_limiter(settings: Settings) -> RateLimiter:
+    if not settings.redis_url:
+        return InMemoryRateLimiter()
+    from redis.asyncio import Redis
+
+    # Short timeouts and no retries: this is on every request, and an outage degrades to local limits.
+    client = Redis.from_url(
+        settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25, retry_on_timeout=False
+    )
+    return RedisRateLimiter(client)
+
+
 class Runtime:
     """Everything one replica runs. A plain class: Litestar injects it without validating its fields."""
 
@@ -47,6 +61,7 @@ class Runtime:
         key_view: KeyView,
         runner: ProjectionRunner,
         clock: Clock,
+        authenticator: Authenticator,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -56,6 +71,7 @@ class Runtime:
         self.key_view = key_view
         self.runner = runner
         self.clock = clock
+        self.authenticator = authenticator
         self._background: list[KeyViewTailer | ProjectionRunner | PostgresListener] = []
 
     @classmethod
@@ -74,7 +90,15 @@ class Runtime:
         runner = ProjectionRunner(
             engine, projections.ALL, wakeup, poll_interval=settings.poll_interval_seconds, clock=clock
         )
-        return cls(settings, engine, store, authority, wakeup, key_view, runner, clock)
+        authenticator = Authenticator(
+            key_view,
+            authority.hasher,
+            clock,
+            plans=settings.plans,
+            account_limiter=build_rate_limiter(settings),
+            failures_per_ip_per_minute=settings.failed_auth_per_ip_per_minute,
+        )
+        return cls(settings, engine, store, authority, wakeup, key_view, runner, clock, authenticator)
 
     async def start(self, *, migrate: bool = False, background: bool = True) -> None:
         if migrate:
@@ -92,6 +116,10 @@ class Runtime:
             )
         for task in self._background:
             task.start()
+
+    async def refresh_projections(self) -> None:
+        """Read-your-writes: after a write, this replica's listings reflect it before the response."""
+        await self.runner.run_all_once()
 
     async def stop(self) -> None:
         for task in reversed(self._background):

@@ -20,10 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections import api_keys
 from reservekit.db import DatabaseUnavailable, read_transaction
+from reservekit.domain.accounts import fold_account
 from reservekit.domain.keys import KeyState, fold_key
 from reservekit.events.store import head_position_in, read_after_in, read_stream_in
 from reservekit.events.tables import projection_checkpoints
-from reservekit.events.types import KeyCreated, KeyRevoked, KeyRotated, LeakReported, RecordedEvent
+from reservekit.events.types import (
+    AccountOpened,
+    AccountPlanChanged,
+    KeyCreated,
+    KeyRevoked,
+    KeyRotated,
+    LeakReported,
+    RecordedEvent,
+)
 from reservekit.projecting.wakeup import WakeUp, wait_for_wakeup
 
 log = structlog.get_logger(__name__)
@@ -32,7 +41,7 @@ log = structlog.get_logger(__name__)
 class CachedKey:
     """What the middleware needs per request, in the cheapest shape to check."""
 
-    __slots__ = ("account_id", "domains", "expires_at", "key_id", "position", "revoked", "scopes")
+    __slots__ = ("account_id", "domains", "expires_at", "key_id", "operator", "position", "revoked", "scopes")
 
     def __init__(self, state: KeyState) -> None:
         self.key_id = state.key_id
@@ -42,6 +51,7 @@ class CachedKey:
         self.expires_at = state.expires_at.timestamp() if state.expires_at else None
         self.revoked = state.revoked_at is not None
         self.position = state.position
+        self.operator = "platform:admin" in self.scopes
 
 
 class KeyView:
@@ -50,6 +60,8 @@ class KeyView:
         self._capacity = capacity
         self._by_hash: OrderedDict[str, CachedKey] = OrderedDict()
         self._hash_by_id: dict[str, str] = {}
+        # Plans are few and small: every account ever seen stays in memory.
+        self._plans: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self.position = 0
         self._started_at = 0
@@ -66,6 +78,17 @@ class KeyView:
             self._by_hash.move_to_end(key_hash)
         return entry
 
+    def plan_of(self, account_id: str) -> str | None:
+        return self._plans.get(account_id)
+
+    async def resolve_plan(self, account_id: str) -> str | None:
+        async with read_transaction(self._engine) as conn:
+            account = fold_account(await read_stream_in(conn, account_id))
+        if account is None:
+            return None
+        self._plans.setdefault(account_id, account.plan)
+        return self._plans[account_id]
+
     def __len__(self) -> int:
         return len(self._by_hash)
 
@@ -79,6 +102,10 @@ class KeyView:
             async with read_transaction(self._engine) as conn:
                 key_id = await self._key_id_for(conn, key_hash)
                 state = fold_key(await read_stream_in(conn, key_id)) if key_id else None
+                if state is not None and state.account_id not in self._plans:
+                    account = fold_account(await read_stream_in(conn, state.account_id))
+                    if account is not None:
+                        self._plans[account.account_id] = account.plan
             if state is None:
                 return None
             return self._remember(key_hash, CachedKey(state))
@@ -117,7 +144,9 @@ class KeyView:
         """Apply committed events; safe to call twice with the same events."""
         for recorded in batch:
             event = recorded.data
-            if isinstance(event, KeyCreated):
+            if isinstance(event, AccountOpened | AccountPlanChanged):
+                self._plans[event.account_id] = event.plan
+            elif isinstance(event, KeyCreated):
                 if event.key_hash not in self._by_hash:
                     state = fold_key([recorded])
                     assert state is not None

@@ -11,7 +11,7 @@ import msgspec
 from reservekit.domain.accounts import AccountState, validate_name
 from reservekit.domain.domains import normalise_domains
 from reservekit.domain.errors import Conflict, InvalidInput
-from reservekit.domain.scopes import resolve_scopes
+from reservekit.domain.scopes import check_grantable, resolve_scopes
 from reservekit.events.types import Event, KeyCreated, KeyRevoked, KeyRotated, LeakReported, RecordedEvent
 
 MAX_GRACE_SECONDS = 604_800
@@ -103,12 +103,17 @@ def decide_create_key(
     scopes: Iterable[str] | None,
     expires_at: datetime | None,
     now: datetime,
+    grantable: frozenset[str] | None = None,
 ) -> list[Event]:
     if expires_at is not None:
         if expires_at.tzinfo is None:
             raise InvalidInput("expires_at must include a timezone offset", field="expires_at")
         if expires_at <= now:
             raise InvalidInput("expires_at must be in the future", field="expires_at")
+    resolved = resolve_scopes(scopes, operator=account.operator)
+    if scopes is None and grantable is not None:
+        resolved = tuple(s for s in resolved if s in grantable)
+    check_grantable(resolved, grantable)
     return [
         KeyCreated(
             key_id=material.key_id,
@@ -118,7 +123,7 @@ def decide_create_key(
             last4=material.last4,
             name=validate_name(name, required=False),
             domains=normalise_domains(domains),
-            scopes=resolve_scopes(scopes, operator=account.operator),
+            scopes=resolved,
             expires_at=expires_at,
         )
     ]

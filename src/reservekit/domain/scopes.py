@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reservekit.domain.errors import InvalidInput
+from reservekit.domain.errors import Forbidden, InvalidInput
 
 PLATFORM_ADMIN = "platform:admin"
 ACCOUNT_SCOPES: tuple[str, ...] = (
@@ -37,3 +37,14 @@ def resolve_scopes(requested: Iterable[str] | None, *, operator: bool) -> tuple[
 
 def operator_scopes() -> tuple[str, ...]:
     return tuple(sorted(ALL_SCOPES))
+
+
+def check_grantable(scopes: Iterable[str], grantable: frozenset[str] | None) -> None:
+    """Through the API a key can only grant scopes it holds itself: no escalation by key creation."""
+    if grantable is None:
+        return
+    beyond = sorted(set(scopes) - grantable)
+    if beyond:
+        raise Forbidden(
+            f"the calling key cannot grant scope {beyond[0]!r}, which it does not hold", field="scopes"
+        )

@@ -29,6 +29,7 @@ async def create_key(
     domains: Sequence[str] | None = None,
     scopes: Sequence[str] | None = None,
     expires_at: datetime | None = None,
+    grantable: frozenset[str] | None = None,
     metadata: Metadata,
 ) -> IssuedKey:
     account = await load_account(authority, account_id)
@@ -41,6 +42,7 @@ async def create_key(
         scopes=scopes,
         expires_at=expires_at,
         now=authority.clock.now(),
+        grantable=grantable,
     )
     recorded = await authority.store.append([StreamWrite(material.key_id, 0, events)], metadata)
     return IssuedKey(_folded(recorded), secret)
