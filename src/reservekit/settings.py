@@ -29,6 +29,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     key_cache_size: int = 100_000
     failed_auth_per_ip_per_minute: int = 30
     max_body_bytes: int = 64 * 1024
+    # Benchmarks only: serve GET /bench/v1/services for this account with no authentication at all.
+    bench_unauthenticated_account: str | None = None
 
     @property
     def effective_database_url(self) -> str:
@@ -94,6 +96,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             except ValueError:
                 raise SettingsError(f"RESERVEKIT_TRUSTED_PROXIES: {cidr!r} is not an IP or CIDR") from None
         fields["trusted_proxies"] = proxies
+    if env.get("RESERVEKIT_BENCH_UNAUTHENTICATED_ACCOUNT"):
+        fields["bench_unauthenticated_account"] = env["RESERVEKIT_BENCH_UNAUTHENTICATED_ACCOUNT"]
     if env.get("RESERVEKIT_PLANS"):
         fields["plans"] = _parse_plans(env["RESERVEKIT_PLANS"])
     if env.get("RESERVEKIT_LOG_LEVEL"):

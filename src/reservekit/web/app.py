@@ -5,20 +5,29 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ControllerRouterHandler
 
 from reservekit import __version__
 from reservekit.clock import Clock
 from reservekit.logging import configure_logging
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings, load_settings
+from reservekit.web.access import PUBLIC
+from reservekit.web.accounts import AccountsController
+from reservekit.web.api_keys import ApiKeysController
+from reservekit.web.bench import bench_router
+from reservekit.web.deps import provide_caller, provide_metadata
 from reservekit.web.health import HealthController
+from reservekit.web.middleware import AuthMiddleware
 from reservekit.web.problems import EXCEPTION_HANDLERS
+from reservekit.web.services import ServicesController
 
 
 def create_app(
@@ -35,9 +44,29 @@ def create_app(
         finally:
             await runtime.stop()
 
+    handlers: list[ControllerRouterHandler] = [
+        HealthController,
+        AccountsController,
+        ApiKeysController,
+        ServicesController,
+    ]
+    if settings.bench_unauthenticated_account:
+        handlers.append(bench_router(settings.bench_unauthenticated_account))
     config = AppConfig(
-        route_handlers=[HealthController],
-        dependencies={"runtime": Provide(lambda: runtime, sync_to_thread=False)},
+        route_handlers=handlers,
+        dependencies={
+            "runtime": Provide(lambda: runtime, sync_to_thread=False),
+            "caller": Provide(provide_caller, sync_to_thread=False),
+            "metadata": Provide(provide_metadata, sync_to_thread=False),
+        },
+        middleware=[
+            DefineMiddleware(
+                AuthMiddleware,
+                authenticator=runtime.authenticator,
+                clock=runtime.clock,
+                trusted=settings.trusted_networks,
+            )
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
@@ -45,6 +74,7 @@ def create_app(
             title="ReserveKit API",
             version=__version__,
             path="/schema",
+            openapi_router=Router(path="/schema", route_handlers=[], opt=PUBLIC),
             render_plugins=[
                 JsonRenderPlugin(path=["/", "/openapi.json"]),
                 SwaggerRenderPlugin(path="/swagger"),

@@ -10,8 +10,8 @@ from sqlalchemy import text
 from reservekit.db import DatabaseUnavailable, read_transaction
 from reservekit.projecting.runner import projection_status
 from reservekit.runtime import Runtime
+from reservekit.web.access import PUBLIC
 
-PUBLIC = {"public": True}
 MAX_READY_LAG = 1000
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -60,13 +61,20 @@ def problem_response(
     )
 
 
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_AT_PATH = re.compile(r"at `\$\.([^`]+)`")
+
+
 def _validation_field(extra: Any) -> tuple[str | None, list[dict[str, Any]] | None]:
-    if isinstance(extra, list) and extra:
-        errors = [e for e in extra if isinstance(e, dict)]
-        first = errors[0] if errors else {}
-        key = first.get("key")
-        return (str(key) if key else None), errors or None
-    return None, None
+    """Name the offending field, also when msgspec reports it only inside the message."""
+    if not (isinstance(extra, list) and extra):
+        return None, None
+    errors = [e for e in extra if isinstance(e, dict)]
+    first = errors[0] if errors else {}
+    message = str(first.get("message", ""))
+    named = _UNKNOWN_FIELD.search(message) or _AT_PATH.search(message)
+    key = named.group(1) if named else first.get("key")
+    return (str(key) if key else None), errors or None
 
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:

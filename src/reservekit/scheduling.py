@@ -1,0 +1,140 @@
+"""Scheduling services: the resource the keys protect. Plain rows, always filtered by account."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reservekit.clock import from_micros, to_micros
+from reservekit.db import read_transaction, write_transaction
+from reservekit.domain.errors import NotFound
+from reservekit.ids import new_id
+
+metadata = MetaData()
+services = Table(
+    "services",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("duration_minutes", Integer, nullable=False),
+    Column("description", Text),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+
+class Service(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    duration_minutes: int
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _service(row: Row[tuple[object, ...]] | Row[object]) -> Service:
+    m = row._mapping
+    return Service(
+        id=m["id"],
+        name=m["name"],
+        duration_minutes=m["duration_minutes"],
+        description=m["description"],
+        created_at=from_micros(m["created_at_us"]),
+        updated_at=from_micros(m["updated_at_us"]),
+    )
+
+
+async def list_services(
+    engine: AsyncEngine, account_id: str, *, after: str | None, limit: int
+) -> list[Service]:
+    query = select(services).where(services.c.account_id == account_id)
+    if after:
+        query = query.where(services.c.id > after)
+    async with read_transaction(engine) as conn:
+        rows = await conn.execute(query.order_by(services.c.id).limit(limit))
+        return [_service(row) for row in rows]
+
+
+async def get_service(engine: AsyncEngine, account_id: str, service_id: str) -> Service:
+    async with read_transaction(engine) as conn:
+        row = (
+            await conn.execute(
+                select(services).where(services.c.id == service_id, services.c.account_id == account_id)
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"service {service_id} not found", field="id")
+    return _service(row)
+
+
+async def create_service(
+    engine: AsyncEngine,
+    account_id: str,
+    *,
+    name: str,
+    duration_minutes: int,
+    description: str | None,
+    now: datetime,
+) -> Service:
+    service_id = new_id("svc")
+    stamp = to_micros(now)
+    async with write_transaction(engine) as conn:
+        await conn.execute(
+            insert(services).values(
+                id=service_id,
+                account_id=account_id,
+                name=name,
+                duration_minutes=duration_minutes,
+                description=description,
+                created_at_us=stamp,
+                updated_at_us=stamp,
+            )
+        )
+    return Service(
+        id=service_id,
+        name=name,
+        duration_minutes=duration_minutes,
+        description=description,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def update_service(
+    engine: AsyncEngine, account_id: str, service_id: str, changes: dict[str, object], now: datetime
+) -> Service:
+    async with write_transaction(engine) as conn:
+        result = await conn.execute(
+            update(services)
+            .where(services.c.id == service_id, services.c.account_id == account_id)
+            .values(**changes, updated_at_us=to_micros(now))
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"service {service_id} not found", field="id")
+    return await get_service(engine, account_id, service_id)
+
+
+async def delete_service(engine: AsyncEngine, account_id: str, service_id: str) -> None:
+    async with write_transaction(engine) as conn:
+        result = await conn.execute(
+            delete(services).where(services.c.id == service_id, services.c.account_id == account_id)
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"service {service_id} not found", field="id")

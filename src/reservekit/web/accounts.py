@@ -1,0 +1,63 @@
+"""Operators manage accounts: open one (with its first key), read it, change its plan."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get, patch, post
+from litestar.di import NamedDependency
+
+from reservekit.events.types import Metadata
+from reservekit.runtime import Runtime
+from reservekit.schemas import AccountOut, AccountWithKey, account_out, key_with_secret
+from reservekit.usecases.accounts import change_plan, load_account, open_account
+from reservekit.web.access import requires
+
+ADMIN = requires("platform:admin")
+
+
+class OpenAccountBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    plan: str = "free"
+    operator: bool = False
+
+
+class ChangePlanBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    plan: str
+
+
+class AccountsController(Controller):
+    path = "/v1/accounts"
+    tags = ["accounts"]
+
+    @post("/", opt=ADMIN, summary="Open an account; its first key's secret is returned this once")
+    async def open(
+        self, data: OpenAccountBody, runtime: NamedDependency[Runtime], metadata: NamedDependency[Metadata]
+    ) -> AccountWithKey:
+        account, issued = await open_account(
+            runtime.authority, name=data.name, plan=data.plan, operator=data.operator, metadata=metadata
+        )
+        await runtime.refresh_projections()
+        return AccountWithKey(
+            account=account_out(account),
+            key=key_with_secret(issued.key, issued.secret, now=runtime.clock.now()),
+        )
+
+    @get("/{account_id:str}", opt=ADMIN, summary="Read an account")
+    async def read(self, account_id: str, runtime: NamedDependency[Runtime]) -> AccountOut:
+        return account_out(await load_account(runtime.authority, account_id))
+
+    @patch("/{account_id:str}", opt=ADMIN, summary="Change an account's plan (takes effect at once)")
+    async def change_plan(
+        self,
+        account_id: str,
+        data: ChangePlanBody,
+        runtime: NamedDependency[Runtime],
+        metadata: NamedDependency[Metadata],
+    ) -> AccountOut:
+        account = await change_plan(
+            runtime.authority, account_id=account_id, plan=data.plan, metadata=metadata
+        )
+        await runtime.refresh_projections()
+        return account_out(account)

@@ -1,0 +1,126 @@
+"""The caller's own account's keys: create (secret once), list, read, revoke, rotate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+
+from projections import api_keys
+from reservekit.auth.key_view import CachedKey
+from reservekit.db import read_transaction
+from reservekit.domain.keys import MAX_GRACE_SECONDS
+from reservekit.events.types import Metadata
+from reservekit.runtime import Runtime
+from reservekit.schemas import KeyOut, KeyWithSecret, key_out, key_with_secret
+from reservekit.usecases.keys import create_key, load_key, revoke_key, rotate_key
+from reservekit.web.access import requires
+from reservekit.web.pagination import MAX_PAGE, Page
+
+
+class CreateKeyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    domains: Annotated[list[str], msgspec.Meta(max_length=50)] | None = None
+    scopes: Annotated[list[str], msgspec.Meta(max_length=20)] | None = None
+    expires_at: datetime | None = None
+
+
+class RevokeBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+class RotateBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    grace_period_seconds: Annotated[int, msgspec.Meta(ge=0, le=MAX_GRACE_SECONDS)] = 0
+
+
+class ApiKeysController(Controller):
+    path = "/v1/api-keys"
+    tags = ["api-keys"]
+
+    @post("/", opt=requires("keys:write"), summary="Create a key; its secret is returned this once")
+    async def create(
+        self,
+        data: CreateKeyBody,
+        caller: NamedDependency[CachedKey],
+        runtime: NamedDependency[Runtime],
+        metadata: NamedDependency[Metadata],
+    ) -> KeyWithSecret:
+        issued = await create_key(
+            runtime.authority,
+            account_id=caller.account_id,
+            name=data.name,
+            domains=data.domains,
+            scopes=data.scopes,
+            expires_at=data.expires_at,
+            grantable=caller.scopes,
+            metadata=metadata,
+        )
+        await runtime.refresh_projections()
+        return key_with_secret(issued.key, issued.secret, now=runtime.clock.now())
+
+    @get("/", opt=requires("keys:read"), summary="List the account's keys (never their secrets)")
+    async def list(
+        self,
+        caller: NamedDependency[CachedKey],
+        runtime: NamedDependency[Runtime],
+        cursor: Annotated[str | None, Parameter(max_length=64)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
+    ) -> Page[KeyOut]:
+        async with read_transaction(runtime.engine) as conn:
+            states = await api_keys.list_for_account(conn, caller.account_id, after=cursor, limit=limit + 1)
+        now = runtime.clock.now()
+        page = [key_out(state, now=now) for state in states[:limit]]
+        return Page(data=page, next_cursor=page[-1].id if len(states) > limit else None)
+
+    @get("/{key_id:str}", opt=requires("keys:read"), summary="Read one key (never its secret)")
+    async def read(
+        self, key_id: str, caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
+    ) -> KeyOut:
+        state = await load_key(runtime.authority, account_id=caller.account_id, key_id=key_id)
+        return key_out(state, now=runtime.clock.now())
+
+    @post("/{key_id:str}/revoke", opt=requires("keys:write"), status_code=200, summary="Revoke a key at once")
+    async def revoke(
+        self,
+        key_id: str,
+        caller: NamedDependency[CachedKey],
+        runtime: NamedDependency[Runtime],
+        metadata: NamedDependency[Metadata],
+        data: RevokeBody | None = None,
+    ) -> KeyOut:
+        state = await revoke_key(
+            runtime.authority,
+            account_id=caller.account_id,
+            key_id=key_id,
+            reason=data.reason if data else None,
+            metadata=metadata,
+        )
+        await runtime.refresh_projections()
+        return key_out(state, now=runtime.clock.now())
+
+    @post(
+        "/{key_id:str}/rotate",
+        opt=requires("keys:write"),
+        summary="Issue a replacement (secret once); the old key works until the grace period ends",
+    )
+    async def rotate(
+        self,
+        key_id: str,
+        caller: NamedDependency[CachedKey],
+        runtime: NamedDependency[Runtime],
+        metadata: NamedDependency[Metadata],
+        data: RotateBody | None = None,
+    ) -> KeyWithSecret:
+        _old, issued = await rotate_key(
+            runtime.authority,
+            account_id=caller.account_id,
+            key_id=key_id,
+            grace_period_seconds=data.grace_period_seconds if data else 0,
+            metadata=metadata,
+        )
+        await runtime.refresh_projections()
+        return key_with_secret(issued.key, issued.secret, now=runtime.clock.now())

@@ -1,0 +1,25 @@
+"""A benchmark-only twin of ``GET /v1/services`` with authentication switched off.
+
+Registered only when ``RESERVEKIT_BENCH_UNAUTHENTICATED_ACCOUNT`` is set, so the auth-overhead benchmark
+can compare both routes on the same server in the same run. Never enable it in production.
+"""
+
+from __future__ import annotations
+
+from litestar import Router, get
+from litestar.di import NamedDependency
+
+from reservekit import scheduling
+from reservekit.runtime import Runtime
+from reservekit.scheduling import Service
+from reservekit.web.access import PUBLIC
+from reservekit.web.pagination import Page
+
+
+def bench_router(account_id: str) -> Router:
+    @get("/v1/services", opt=PUBLIC, include_in_schema=False)
+    async def list_services_unauthenticated(runtime: NamedDependency[Runtime]) -> Page[Service]:
+        rows = await scheduling.list_services(runtime.engine, account_id, after=None, limit=51)
+        return Page(data=rows[:50], next_cursor=rows[49].id if len(rows) > 50 else None)
+
+    return Router(path="/bench", route_handlers=[list_services_unauthenticated])
