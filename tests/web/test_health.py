@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from litestar.testing import AsyncTestClient
-
 from reservekit.db import create_engine
 from reservekit.settings import Settings
 from reservekit.web.app import create_app
+from tests.web.conftest import serving
 
 
 async def test_health_readiness_and_schema_need_no_key(settings: Settings) -> None:
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with serving(create_app(settings)) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
         assert ready.status_code == 200
@@ -24,7 +23,7 @@ async def test_health_readiness_and_schema_need_no_key(settings: Settings) -> No
 
 async def test_readiness_is_503_when_the_database_is_unreachable(settings: Settings) -> None:
     app = create_app(settings)
-    async with AsyncTestClient(app=app) as client:
+    async with serving(app) as client:
         runtime = app.state.runtime
         healthy_engine = runtime.engine
         runtime.engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")

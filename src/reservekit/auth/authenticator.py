@@ -75,8 +75,8 @@ class Authenticator:
                 ip_bucket, limit=self._failure_limit, period=WINDOW_SECONDS, now=now
             )
             return AuthResult("rate_limited", decision=spent) if not spent.allowed else AuthResult(outcome)
-        if key is None:
-            return AuthResult(outcome)
+        if key is None or outcome != "ok":
+            return AuthResult(outcome, key)
         if key.domains and not host_matches(origin_host(origin, referer), key.domains):
             return AuthResult("origin_mismatch", key)
         if required_scopes and required_scopes.isdisjoint(key.scopes):

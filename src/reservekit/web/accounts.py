@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from reservekit.events.types import Metadata
 from reservekit.runtime import Runtime
@@ -33,7 +34,10 @@ class AccountsController(Controller):
 
     @post("/", opt=ADMIN, summary="Open an account; its first key's secret is returned this once")
     async def open(
-        self, data: OpenAccountBody, runtime: NamedDependency[Runtime], metadata: NamedDependency[Metadata]
+        self,
+        data: JSONBody[OpenAccountBody],
+        runtime: NamedDependency[Runtime],
+        metadata: NamedDependency[Metadata],
     ) -> AccountWithKey:
         account, issued = await open_account(
             runtime.authority, name=data.name, plan=data.plan, operator=data.operator, metadata=metadata
@@ -45,14 +49,14 @@ class AccountsController(Controller):
         )
 
     @get("/{account_id:str}", opt=ADMIN, summary="Read an account")
-    async def read(self, account_id: str, runtime: NamedDependency[Runtime]) -> AccountOut:
+    async def read(self, account_id: FromPath[str], runtime: NamedDependency[Runtime]) -> AccountOut:
         return account_out(await load_account(runtime.authority, account_id))
 
     @patch("/{account_id:str}", opt=ADMIN, summary="Change an account's plan (takes effect at once)")
     async def change_plan(
         self,
-        account_id: str,
-        data: ChangePlanBody,
+        account_id: FromPath[str],
+        data: JSONBody[ChangePlanBody],
         runtime: NamedDependency[Runtime],
         metadata: NamedDependency[Metadata],
     ) -> AccountOut:

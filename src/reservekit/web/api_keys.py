@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from projections import api_keys
 from reservekit.auth.key_view import CachedKey
@@ -44,7 +44,7 @@ class ApiKeysController(Controller):
     @post("/", opt=requires("keys:write"), summary="Create a key; its secret is returned this once")
     async def create(
         self,
-        data: CreateKeyBody,
+        data: JSONBody[CreateKeyBody],
         caller: NamedDependency[CachedKey],
         runtime: NamedDependency[Runtime],
         metadata: NamedDependency[Metadata],
@@ -78,7 +78,7 @@ class ApiKeysController(Controller):
 
     @get("/{key_id:str}", opt=requires("keys:read"), summary="Read one key (never its secret)")
     async def read(
-        self, key_id: str, caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
+        self, key_id: FromPath[str], caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
     ) -> KeyOut:
         state = await load_key(runtime.authority, account_id=caller.account_id, key_id=key_id)
         return key_out(state, now=runtime.clock.now())
@@ -86,11 +86,11 @@ class ApiKeysController(Controller):
     @post("/{key_id:str}/revoke", opt=requires("keys:write"), status_code=200, summary="Revoke a key at once")
     async def revoke(
         self,
-        key_id: str,
+        key_id: FromPath[str],
         caller: NamedDependency[CachedKey],
         runtime: NamedDependency[Runtime],
         metadata: NamedDependency[Metadata],
-        data: RevokeBody | None = None,
+        data: JSONBody[RevokeBody | None] = None,
     ) -> KeyOut:
         state = await revoke_key(
             runtime.authority,
@@ -109,11 +109,11 @@ class ApiKeysController(Controller):
     )
     async def rotate(
         self,
-        key_id: str,
+        key_id: FromPath[str],
         caller: NamedDependency[CachedKey],
         runtime: NamedDependency[Runtime],
         metadata: NamedDependency[Metadata],
-        data: RotateBody | None = None,
+        data: JSONBody[RotateBody | None] = None,
     ) -> KeyWithSecret:
         _old, issued = await rotate_key(
             runtime.authority,

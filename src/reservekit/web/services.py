@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from reservekit import scheduling
 from reservekit.auth.key_view import CachedKey
@@ -53,7 +53,10 @@ class ServicesController(Controller):
 
     @post("/", opt=requires("services:write"), summary="Create a service")
     async def create(
-        self, data: CreateServiceBody, caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
+        self,
+        data: JSONBody[CreateServiceBody],
+        caller: NamedDependency[CachedKey],
+        runtime: NamedDependency[Runtime],
     ) -> Service:
         return await scheduling.create_service(
             runtime.engine,
@@ -66,15 +69,15 @@ class ServicesController(Controller):
 
     @get("/{service_id:str}", opt=requires("services:read"), summary="Read a service")
     async def read(
-        self, service_id: str, caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
+        self, service_id: FromPath[str], caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
     ) -> Service:
         return await scheduling.get_service(runtime.engine, caller.account_id, service_id)
 
     @patch("/{service_id:str}", opt=requires("services:write"), summary="Change a service's fields")
     async def update(
         self,
-        service_id: str,
-        data: UpdateServiceBody,
+        service_id: FromPath[str],
+        data: JSONBody[UpdateServiceBody],
         caller: NamedDependency[CachedKey],
         runtime: NamedDependency[Runtime],
     ) -> Service:
@@ -87,7 +90,7 @@ class ServicesController(Controller):
 
     @delete("/{service_id:str}", opt=requires("services:write"), summary="Delete a service")
     async def remove(
-        self, service_id: str, caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
+        self, service_id: FromPath[str], caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
     ) -> None:
         await scheduling.delete_service(runtime.engine, caller.account_id, service_id)
 
