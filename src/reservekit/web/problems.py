@@ -61,7 +61,7 @@ def problem_response(
     )
 
 
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 _AT_PATH = re.compile(r"at `\$\.([^`]+)`")
 
 
@@ -72,7 +72,7 @@ def _validation_field(extra: Any) -> tuple[str | None, list[dict[str, Any]] | No
     errors = [e for e in extra if isinstance(e, dict)]
     first = errors[0] if errors else {}
     message = str(first.get("message", ""))
-    named = _UNKNOWN_FIELD.search(message) or _AT_PATH.search(message)
+    named = _NAMED_FIELD.search(message) or _AT_PATH.search(message)
     key = named.group(1) if named else first.get("key")
     return (str(key) if key else None), errors or None
 
