@@ -1,15 +1,23 @@
-"""Read models built from the logs. One module per projection; ``ALL`` is the registry the engine runs."""
+"""Read models built from the logs. One module per projection; ``build_all`` is the registry the engine runs.
+
+Projections whose rules take settings (detector thresholds) are built from those settings, so the
+registry is a function of Settings rather than a constant.
+"""
 
 from __future__ import annotations
 
 from projections import accounts, api_keys
 from reservekit.projecting.spec import AnyProjection
+from reservekit.settings import Settings
 
-ALL: tuple[AnyProjection, ...] = (accounts.PROJECTION, api_keys.PROJECTION)  # type: ignore[assignment]
+
+def build_all(settings: Settings) -> tuple[AnyProjection, ...]:
+    del settings  # no projection takes settings yet
+    return (accounts.PROJECTION, api_keys.PROJECTION)  # type: ignore[return-value]
 
 
-def by_name(name: str) -> AnyProjection:
-    for projection in ALL:
+def by_name(projections: tuple[AnyProjection, ...], name: str) -> AnyProjection:
+    for projection in projections:
         if projection.name == name:
             return projection
     raise KeyError(name)

@@ -88,7 +88,11 @@ class Runtime:
             store=store, hasher=KeyHasher(load_pepper(settings)), clock=clock, plans=settings.plans
         )
         runner = ProjectionRunner(
-            engine, projections.ALL, wakeup, poll_interval=settings.poll_interval_seconds, clock=clock
+            engine,
+            projections.build_all(settings),
+            wakeup,
+            poll_interval=settings.poll_interval_seconds,
+            clock=clock,
         )
         authenticator = Authenticator(
             key_view,

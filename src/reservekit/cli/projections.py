@@ -42,7 +42,7 @@ def register(commands: Any, instant: Any) -> None:
 
 async def run_status(_args: argparse.Namespace, settings: Settings) -> int:
     async with open_runtime(settings) as runtime:
-        statuses = await projection_status(runtime.engine, registry.ALL)
+        statuses = await projection_status(runtime.engine, runtime.runner.projections)
     print(f"{'projection':<16} {'version':>7} {'checkpoint':>11} {'head':>11} {'lag':>8}")
     for s in statuses:
         print(f"{s.name:<16} {s.version:>7} {s.checkpoint:>11} {s.head:>11} {s.lag:>8}")
@@ -51,9 +51,10 @@ async def run_status(_args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        selected = [registry.by_name(args.name)] if args.name else list(registry.ALL)
+        known = registry.build_all(settings)
+        selected = [registry.by_name(known, args.name)] if args.name else list(known)
     except KeyError:
-        names = ", ".join(p.name for p in registry.ALL)
+        names = ", ".join(p.name for p in known)
         raise UserError(f"no projection named {args.name!r}; known: {names}") from None
     if args.verify and (args.until_position is not None or args.as_of is not None):
         raise UserError(
@@ -62,9 +63,6 @@ async def run_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     console = Console(stderr=True)
     failed = False
     async with open_runtime(settings) as runtime:
-        until = args.until_position
-        if args.as_of is not None:
-            until = await position_as_of(runtime.engine, args.as_of)
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -74,6 +72,9 @@ async def run_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         ) as bar:
             for projection in selected:
                 task = bar.add_task(projection.name, total=None)
+                until = args.until_position
+                if args.as_of is not None:
+                    until = await position_as_of(runtime.engine, projection, args.as_of)
 
                 def advance(done: int, total: int, task: Any = task) -> None:
                     bar.update(task, completed=done, total=total)

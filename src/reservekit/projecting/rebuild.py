@@ -11,13 +11,12 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import MetaData, Table, func, select, text, update
+from sqlalchemy import MetaData, Table, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reservekit.clock import to_micros
 from reservekit.db import is_sqlite, read_transaction, write_transaction
-from reservekit.events.store import head_position_in, read_after_in
-from reservekit.events.tables import events, projection_checkpoints
+from reservekit.events.tables import projection_checkpoints
 from reservekit.projecting.spec import AnyProjection
 
 Progress = Callable[[int, int], None]
@@ -31,15 +30,10 @@ class RebuildResult(msgspec.Struct, frozen=True):
     differences: tuple[str, ...] = ()
 
 
-async def position_as_of(engine: AsyncEngine, moment: datetime) -> int:
-    """The last position recorded at or before ``moment``."""
+async def position_as_of(engine: AsyncEngine, projection: AnyProjection, moment: datetime) -> int:
+    """The last position of the projection's own log recorded at or before ``moment``."""
     async with read_transaction(engine) as conn:
-        value = await conn.scalar(
-            select(func.coalesce(func.max(events.c.position), 0)).where(
-                events.c.recorded_at_us <= to_micros(moment)
-            )
-        )
-    return int(value or 0)
+        return await projection.source.position_as_of(conn, to_micros(moment))
 
 
 async def rebuild_into(
@@ -57,11 +51,11 @@ async def rebuild_into(
     async with write_transaction(engine) as conn:
         await conn.run_sync(lambda sync: metadata.drop_all(sync, checkfirst=True))
         await conn.run_sync(lambda sync: metadata.create_all(sync))
-        target = await head_position_in(conn) if until is None else until
+        target = await projection.source.head(conn) if until is None else until
     position = applied = 0
     while position < target:
         async with write_transaction(engine) as conn:
-            batch = await read_after_in(conn, position, limit=batch_size, until=target)
+            batch = await projection.source.read_after(conn, position, limit=batch_size, until=target)
             if not batch:
                 break
             await projection.apply(conn, tables, batch)
@@ -142,7 +136,7 @@ async def replace_live(
         if not is_sqlite(conn):
             query = query.with_for_update()
         await conn.execute(query)
-        remainder = await read_after_in(conn, result.until_position, limit=1_000_000)
+        remainder = await projection.source.read_after(conn, result.until_position, limit=10_000_000)
         if remainder:
             await projection.apply(conn, fresh, remainder)
         head = remainder[-1].position if remainder else result.until_position

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reservekit.clock import Clock, SystemClock, to_micros
 from reservekit.db import DatabaseUnavailable, is_sqlite, read_transaction, write_transaction
-from reservekit.events.store import head_position_in, read_after_in
 from reservekit.events.tables import projection_checkpoints
 from reservekit.projecting.spec import AnyProjection
 from reservekit.projecting.wakeup import WakeUp, wait_for_wakeup
@@ -88,7 +87,7 @@ async def apply_next_batch(
         if not is_sqlite(conn):
             query = query.with_for_update()
         checkpoint = (await conn.execute(query)).scalar_one()
-        batch = await read_after_in(conn, int(checkpoint), limit=batch_size)
+        batch = await projection.source.read_after(conn, int(checkpoint), limit=batch_size)
         if not batch:
             return 0
         await projection.apply(conn, tables, batch)
@@ -111,7 +110,7 @@ async def projection_status(
     engine: AsyncEngine, projections: Sequence[AnyProjection]
 ) -> list[ProjectionStatus]:
     async with read_transaction(engine) as conn:
-        head = await head_position_in(conn)
+        heads = {p.source.name: await p.source.head(conn) for p in projections}
         rows = {
             row.name: row
             for row in await conn.execute(
@@ -119,7 +118,9 @@ async def projection_status(
             )
         }
     return [
-        ProjectionStatus(p.name, p.version, int(rows[p.name].position) if p.name in rows else 0, head)
+        ProjectionStatus(
+            p.name, p.version, int(rows[p.name].position) if p.name in rows else 0, heads[p.source.name]
+        )
         for p in projections
     ]
 

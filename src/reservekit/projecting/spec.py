@@ -9,23 +9,28 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reservekit.events.types import RecordedEvent
+from reservekit.projecting.sources import EVENTS, LogSource
 
 TablesT = TypeVar("TablesT", bound=tuple[Table, ...])
+ItemT = TypeVar("ItemT")
 
 
 @dataclass(frozen=True)
-class Projection(Generic[TablesT]):
+class Projection(Generic[TablesT, ItemT]):
+    """``source`` is the log it follows: the lifecycle events (default) or the usage log."""
+
     name: str
     version: int
     define: Callable[[MetaData, str], TablesT]
-    apply: Callable[[AsyncConnection, TablesT, Sequence[RecordedEvent]], Awaitable[None]]
+    apply: Callable[[AsyncConnection, TablesT, Sequence[ItemT]], Awaitable[None]]
     description: str = ""
+    source: LogSource[Any] = EVENTS
 
     def tables(self, suffix: str = "") -> TablesT:
         return self.define(MetaData(), suffix)
@@ -35,4 +40,5 @@ class Projection(Generic[TablesT]):
         return self.tables()
 
 
-AnyProjection = Projection[tuple[Table, ...]]
+AnyProjection = Projection[tuple[Table, ...], Any]
+EventProjection = Projection[TablesT, RecordedEvent]

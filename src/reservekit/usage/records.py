@@ -1,0 +1,72 @@
+"""Usage rows: their shape, their table, and reading them in commit order."""
+
+from __future__ import annotations
+
+import msgspec
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+metadata = MetaData()
+usage_log = Table(
+    "usage_log",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("recorded_at_us", BigInteger, nullable=False),
+    Column("occurred_at_us", BigInteger, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("key_id", String(64)),
+    Column("account_id", String(64)),
+    Column("client_ip", String(64), nullable=False),
+    Column("origin", String(255)),
+    Column("method", String(16), nullable=False),
+    Column("route", String(255), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("detail", String(64)),
+    Column("latency_us", BigInteger, nullable=False),
+)
+
+
+class UsageRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One request as the authority saw it. ``position``/``recorded_at_us`` are set when written."""
+
+    occurred_at_us: int
+    request_id: str
+    key_id: str | None
+    account_id: str | None
+    client_ip: str
+    origin: str | None
+    method: str
+    route: str
+    status: int
+    outcome: str
+    detail: str | None
+    latency_us: int
+    position: int = 0
+    recorded_at_us: int = 0
+
+
+_COLUMNS = tuple(usage_log.columns)
+
+
+async def usage_head_in(conn: AsyncConnection) -> int:
+    return int(await conn.scalar(select(func.coalesce(func.max(usage_log.c.position), 0))) or 0)
+
+
+async def read_usage_after_in(
+    conn: AsyncConnection, position: int, *, limit: int = 5000, until: int | None = None
+) -> list[UsageRecord]:
+    query = select(*_COLUMNS).where(usage_log.c.position > position)
+    if until is not None:
+        query = query.where(usage_log.c.position <= until)
+    result = await conn.execute(query.order_by(usage_log.c.position).limit(limit))
+    return [UsageRecord(**row._mapping) for row in result]
+
+
+async def usage_position_as_of(conn: AsyncConnection, recorded_at_us: int) -> int:
+    value = await conn.scalar(
+        select(func.coalesce(func.max(usage_log.c.position), 0)).where(
+            usage_log.c.recorded_at_us <= recorded_at_us
+        )
+    )
+    return int(value or 0)
