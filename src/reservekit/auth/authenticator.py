@@ -19,17 +19,26 @@ from reservekit.ratelimit import InMemoryRateLimiter, RateDecision, RateLimiter,
 
 log = structlog.get_logger(__name__)
 WINDOW_SECONDS = 60
+OUTAGE_LOG_INTERVAL = 10.0
 
 
 class AuthResult:
-    __slots__ = ("decision", "key", "outcome")
+    """``per_ip`` marks a refusal from the client IP's failure budget rather than the account quota."""
+
+    __slots__ = ("decision", "key", "outcome", "per_ip")
 
     def __init__(
-        self, outcome: Outcome, key: CachedKey | None = None, decision: RateDecision | None = None
+        self,
+        outcome: Outcome,
+        key: CachedKey | None = None,
+        decision: RateDecision | None = None,
+        *,
+        per_ip: bool = False,
     ) -> None:
         self.outcome = outcome
         self.key = key
         self.decision = decision
+        self.per_ip = per_ip
 
 
 class Authenticator:
@@ -52,6 +61,7 @@ class Authenticator:
         self._local_limiter = InMemoryRateLimiter()
         self._failure_limiter = InMemoryRateLimiter()
         self._failure_limit = failures_per_ip_per_minute
+        self._last_outage_log = float("-inf")
 
     async def authenticate(
         self,
@@ -64,17 +74,20 @@ class Authenticator:
     ) -> AuthResult:
         now = self._clock.timestamp()
         ip_bucket = "ip:" + client_ip
-        guard = await self._failure_limiter.peek(
+        budget = await self._failure_limiter.peek(
             ip_bucket, limit=self._failure_limit, period=WINDOW_SECONDS, now=now
         )
-        if not guard.allowed:
-            return AuthResult("rate_limited", decision=guard)
-        key, outcome = await self._identify(authorization, now)
+        # An IP out of failure budget may still use keys this replica already knows; it only loses
+        # the database lookups that key guessing needs (so guessing costs nothing but a 429).
+        key, outcome = await self._identify(authorization, now, may_look_up=budget.allowed)
         if outcome in GUESSING_OUTCOMES:
-            spent = await self._failure_limiter.hit(
-                ip_bucket, limit=self._failure_limit, period=WINDOW_SECONDS, now=now
-            )
-            return AuthResult("rate_limited", decision=spent) if not spent.allowed else AuthResult(outcome)
+            if budget.allowed:
+                budget = await self._failure_limiter.hit(
+                    ip_bucket, limit=self._failure_limit, period=WINDOW_SECONDS, now=now
+                )
+            if not budget.allowed:
+                return AuthResult("rate_limited", decision=budget, per_ip=True)
+            return AuthResult(outcome)
         if key is None or outcome != "ok":
             return AuthResult(outcome, key)
         if key.domains and not host_matches(origin_host(origin, referer), key.domains):
@@ -84,7 +97,9 @@ class Authenticator:
         decision = await self._spend_quota(key.account_id, now)
         return AuthResult("ok" if decision.allowed else "rate_limited", key, decision)
 
-    async def _identify(self, authorization: str | None, now: float) -> tuple[CachedKey | None, Outcome]:
+    async def _identify(
+        self, authorization: str | None, now: float, *, may_look_up: bool
+    ) -> tuple[CachedKey | None, Outcome]:
         if authorization is None:
             return None, "missing"
         scheme, _, token = authorization.strip().partition(" ")
@@ -92,7 +107,9 @@ class Authenticator:
         if scheme.lower() != "bearer" or not is_well_formed(token):
             return None, "malformed"
         key_hash = self._hasher.digest(token)
-        key = self._view.get(key_hash) or await self._view.resolve(key_hash)
+        key = self._view.get(key_hash)
+        if key is None and may_look_up:
+            key = await self._view.resolve(key_hash)
         if key is None:
             return None, "invalid"
         if key.revoked:
@@ -109,5 +126,7 @@ class Authenticator:
             return await self._account_limiter.hit(bucket, limit=limit, period=WINDOW_SECONDS, now=now)
         except RateLimiterUnavailable as exc:
             # Shared limits degrade to per-replica limits rather than refusing every request.
-            log.warning("rate_limiter_unavailable", error=str(exc))
+            if now - self._last_outage_log >= OUTAGE_LOG_INTERVAL:
+                self._last_outage_log = now
+                log.warning("rate_limiter_unavailable", error=str(exc), fallback="in-process limits")
             return await self._local_limiter.hit(bucket, limit=limit, period=WINDOW_SECONDS, now=now)

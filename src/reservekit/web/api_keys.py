@@ -44,11 +44,12 @@ class ApiKeysController(Controller):
     @post("/", opt=requires("keys:write"), summary="Create a key; its secret is returned this once")
     async def create(
         self,
-        data: JSONBody[CreateKeyBody],
         caller: NamedDependency[CachedKey],
         runtime: NamedDependency[Runtime],
         metadata: NamedDependency[Metadata],
+        data: JSONBody[CreateKeyBody | None] = None,
     ) -> KeyWithSecret:
+        data = data or CreateKeyBody()
         issued = await create_key(
             runtime.authority,
             account_id=caller.account_id,

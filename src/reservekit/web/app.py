@@ -98,7 +98,10 @@ def create_app(
 
 
 def create_app_from_env() -> Litestar:
-    """The factory the server imports: settings and logging from the environment, migrations on start."""
+    """The factory the server imports: settings and logging from the environment.
+
+    The embedded default migrates itself (idempotent); PostgreSQL is migrated by ``reservekit migrate``.
+    """
     settings = load_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
-    return create_app(settings, migrate=True)
+    return create_app(settings, migrate=settings.is_embedded)

@@ -6,6 +6,7 @@ once and answers refusals itself without entering the framework.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from typing import Any
@@ -74,14 +75,21 @@ class AuthMiddleware:
                 required_scopes=opt.get("scopes"),
                 client_ip=ip,
             )
-            if result.decision is not None:
+            if result.per_ip and result.decision is not None:
+                retry = max(1, math.ceil(result.decision.retry_after))
+                extra.append((b"retry-after", str(retry).encode()))
+            elif result.decision is not None:
                 now = self._clock.timestamp()
                 extra.extend(
                     (n.lower().encode(), v.encode()) for n, v in rate_limit_headers(result.decision, now=now)
                 )
             if result.outcome != "ok":
                 await self._refuse(
-                    send, result.outcome, request_id, extra, token_given=b"authorization" in headers
+                    send,
+                    result.outcome,
+                    request_id,
+                    extra,
+                    token_given=_bearer_given(headers.get(b"authorization")),
                 )
                 return
             state["auth"] = result.key
@@ -108,6 +116,10 @@ class AuthMiddleware:
         await send(start)
         end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
         await send(end)
+
+
+def _bearer_given(authorization: str | None) -> bool:
+    return authorization is not None and authorization.strip()[:7].lower() == "bearer "
 
 
 def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:

@@ -78,7 +78,8 @@ def _validation_field(extra: Any) -> tuple[str | None, list[dict[str, Any]] | No
 
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
-    title = {404: "Not found", 409: "Conflict", 422: "Invalid input"}.get(exc.status, "Bad request")
+    titles = {403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Invalid input"}
+    title = titles.get(exc.status, "Bad request")
     return problem_response(request, exc.status, title, exc.code, detail=exc.message, field=exc.field)
 
 
