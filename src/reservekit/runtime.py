@@ -12,11 +12,13 @@ from reservekit.clock import Clock, SystemClock
 from reservekit.db import create_engine
 from reservekit.events.store import NOTIFY_CHANNEL, EventStore
 from reservekit.keys.tokens import KeyHasher, load_or_create_pepper, parse_pepper
+from reservekit.metrics import Metrics
 from reservekit.migrate import upgrade_to_head_async
 from reservekit.projecting.runner import ProjectionRunner
 from reservekit.projecting.wakeup import PostgresListener, WakeUp
 from reservekit.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
 from reservekit.settings import Settings, SettingsError
+from reservekit.usage.writer import UsageWriter
 from reservekit.usecases.context import Authority
 
 log = structlog.get_logger(__name__)
@@ -62,6 +64,7 @@ class Runtime:
         runner: ProjectionRunner,
         clock: Clock,
         authenticator: Authenticator,
+        usage: UsageWriter,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -72,7 +75,9 @@ class Runtime:
         self.runner = runner
         self.clock = clock
         self.authenticator = authenticator
-        self._background: list[KeyViewTailer | ProjectionRunner | PostgresListener] = []
+        self.usage = usage
+        self.metrics = Metrics(usage)
+        self._background: list[KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter] = []
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -102,7 +107,8 @@ class Runtime:
             account_limiter=build_rate_limiter(settings),
             failures_per_ip_per_minute=settings.failed_auth_per_ip_per_minute,
         )
-        return cls(settings, engine, store, authority, wakeup, key_view, runner, clock, authenticator)
+        usage = UsageWriter(engine, clock, on_written=wakeup.notify)
+        return cls(settings, engine, store, authority, wakeup, key_view, runner, clock, authenticator, usage)
 
     async def start(self, *, migrate: bool = False, background: bool = True) -> None:
         if migrate:
@@ -113,7 +119,7 @@ class Runtime:
         if not background:
             return
         tailer = KeyViewTailer(self.key_view, self.wakeup, poll_interval=self.settings.poll_interval_seconds)
-        self._background = [tailer, self.runner]
+        self._background = [self.usage, tailer, self.runner]
         if not self.settings.is_embedded:
             self._background.append(
                 PostgresListener(self.settings.effective_database_url, NOTIFY_CHANNEL, self.wakeup)

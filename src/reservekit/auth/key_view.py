@@ -41,7 +41,17 @@ log = structlog.get_logger(__name__)
 class CachedKey:
     """What the middleware needs per request, in the cheapest shape to check."""
 
-    __slots__ = ("account_id", "domains", "expires_at", "key_id", "operator", "position", "revoked", "scopes")
+    __slots__ = (
+        "account_id",
+        "domains",
+        "expires_at",
+        "key_id",
+        "operator",
+        "position",
+        "revoked",
+        "rotated",
+        "scopes",
+    )
 
     def __init__(self, state: KeyState) -> None:
         self.key_id = state.key_id
@@ -52,6 +62,7 @@ class CachedKey:
         self.revoked = state.revoked_at is not None
         self.position = state.position
         self.operator = "platform:admin" in self.scopes
+        self.rotated = state.rotated_to is not None
 
 
 class KeyView:
@@ -156,6 +167,7 @@ class KeyView:
                 entry = self._by_hash.get(key_hash) if key_hash else None
                 if entry is not None and recorded.position > entry.position:
                     if isinstance(event, KeyRotated):
+                        entry.rotated = True
                         grace_end = event.grace_ends_at.timestamp()
                         entry.expires_at = (
                             grace_end if entry.expires_at is None else min(entry.expires_at, grace_end)

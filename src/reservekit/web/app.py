@@ -63,6 +63,8 @@ def create_app(
             DefineMiddleware(
                 AuthMiddleware,
                 authenticator=runtime.authenticator,
+                usage=runtime.usage,
+                metrics=runtime.metrics,
                 clock=runtime.clock,
                 trusted=settings.trusted_networks,
             )

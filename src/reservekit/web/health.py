@@ -8,6 +8,7 @@ from litestar.di import NamedDependency
 from sqlalchemy import text
 
 from reservekit.db import DatabaseUnavailable, read_transaction
+from reservekit.metrics import CONTENT_TYPE
 from reservekit.projecting.runner import projection_status
 from reservekit.runtime import Runtime
 from reservekit.web.access import PUBLIC
@@ -48,3 +49,11 @@ class HealthController(Controller):
         return Response(
             Readiness("ready" if ready else "catching_up", "ok", lags), status_code=200 if ready else 503
         )
+
+    @get("/metrics", opt=PUBLIC, summary="Prometheus metrics", media_type=CONTENT_TYPE)
+    async def metrics(self, runtime: NamedDependency[Runtime]) -> Response[bytes]:
+        try:
+            statuses = await projection_status(runtime.engine, runtime.runner.projections)
+        except (DatabaseUnavailable, OSError):
+            statuses = []
+        return Response(runtime.metrics.render(statuses), media_type=CONTENT_TYPE)

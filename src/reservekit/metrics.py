@@ -1,0 +1,80 @@
+"""Prometheus metrics, one registry per runtime (so tests and several apps in a process stay apart)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from reservekit.auth.outcomes import REFUSALS, Outcome
+from reservekit.projecting.runner import ProjectionStatus
+from reservekit.usage.writer import UsageWriter
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_OUTCOMES: tuple[Outcome, ...] = ("ok", *REFUSALS)
+
+
+class _UsageCollector(Collector):
+    def __init__(self, writer: UsageWriter) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        stats = self._writer.stats
+        yield GaugeMetricFamily(
+            "reservekit_usage_queue_depth", "Usage rows waiting to be written", value=self._writer.depth
+        )
+        yield CounterMetricFamily(
+            "reservekit_usage_rows_written", "Usage rows written to the log", value=stats.written
+        )
+        yield CounterMetricFamily(
+            "reservekit_usage_rows_dropped",
+            "Usage rows given up (buffer full or database down)",
+            value=stats.dropped,
+        )
+        yield CounterMetricFamily("reservekit_usage_writes", "Batched usage inserts", value=stats.writes)
+        yield CounterMetricFamily(
+            "reservekit_usage_write_failures", "Failed usage inserts (retried)", value=stats.failures
+        )
+
+
+class Metrics:
+    def __init__(self, usage: UsageWriter) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        requests = Counter(
+            "reservekit_requests",
+            "API requests by authentication outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        decisions = Counter(
+            "reservekit_rate_limit_decisions",
+            "Rate-limit decisions by result and by what was limited",
+            ["decision", "limit"],
+            registry=self.registry,
+        )
+        # Children resolved once: the hot path does a dict lookup and an increment.
+        self._requests = {outcome: requests.labels(outcome=outcome) for outcome in _OUTCOMES}
+        self._allowed = decisions.labels(decision="allowed", limit="account")
+        self._denied_account = decisions.labels(decision="denied", limit="account")
+        self._denied_ip = decisions.labels(decision="denied", limit="ip")
+        self._lag = Gauge(
+            "reservekit_projection_lag",
+            "Log positions a projection is behind",
+            ["projection"],
+            registry=self.registry,
+        )
+        self.registry.register(_UsageCollector(usage))
+
+    def observe(self, outcome: Outcome, *, per_ip: bool, quota_checked: bool) -> None:
+        self._requests[outcome].inc()
+        if outcome == "rate_limited":
+            (self._denied_ip if per_ip else self._denied_account).inc()
+        elif quota_checked:
+            self._allowed.inc()
+
+    def render(self, statuses: Sequence[ProjectionStatus]) -> bytes:
+        for status in statuses:
+            self._lag.labels(projection=status.name).set(status.lag)
+        return generate_latest(self.registry)

@@ -1,0 +1,137 @@
+"""Batches usage rows off the request path: a bounded buffer flushed every interval or every N rows.
+
+``record`` never blocks and never awaits. If the database is down the batch stays buffered and is
+retried with backoff; only when the buffer is full is a row given up, and every such row is counted
+in a metric and reported in a (throttled) log line. ``stop`` flushes what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reservekit.clock import Clock, to_micros
+from reservekit.db import DatabaseUnavailable
+from reservekit.usage.log import append_usage
+from reservekit.usage.records import UsageRecord
+
+log = structlog.get_logger(__name__)
+
+
+class UsageStats:
+    """Counters the metrics endpoint reads."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.dropped = 0
+        self.writes = 0
+        self.failures = 0
+
+
+class UsageWriter:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        max_buffer: int = 100_000,
+        batch_size: int = 2_000,
+        flush_interval: float = 1.0,
+        on_written: Callable[[], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._buffer: deque[UsageRecord] = deque()
+        self._max_buffer = max_buffer
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._on_written = on_written
+        self._full = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._last_drop_log = float("-inf")
+        self.stats = UsageStats()
+
+    @property
+    def depth(self) -> int:
+        return len(self._buffer)
+
+    def record(self, record: UsageRecord) -> None:
+        if len(self._buffer) >= self._max_buffer:
+            self._drop(1, "buffer full")
+            return
+        self._buffer.append(record)
+        if len(self._buffer) >= self._batch_size:
+            self._full.set()
+
+    async def flush(self) -> None:
+        """Write everything buffered now; raises if the database refuses (rows stay buffered)."""
+        async with self._lock:
+            while self._buffer:
+                count = min(len(self._buffer), self._batch_size)
+                batch = [self._buffer[i] for i in range(count)]
+                try:
+                    await append_usage(self._engine, batch, recorded_at_us=to_micros(self._clock.now()))
+                except Exception:
+                    self.stats.failures += 1
+                    raise
+                for _ in range(count):
+                    self._buffer.popleft()
+                self.stats.written += count
+                self.stats.writes += 1
+                if self._on_written:
+                    self._on_written()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="reservekit-usage-writer")
+
+    async def stop(self, *, attempts: int = 5) -> None:
+        """Graceful shutdown: stop the loop, then flush what is left, retrying a few times."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        delay = 0.2
+        for attempt in range(1, attempts + 1):
+            try:
+                await self.flush()
+                return
+            except (DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
+                log.warning(
+                    "usage_final_flush_failed", attempt=attempt, error=str(exc), buffered=len(self._buffer)
+                )
+                await asyncio.sleep(delay)
+                delay *= 2
+        self._drop(len(self._buffer), "database unavailable at shutdown")
+        self._buffer.clear()
+
+    async def _run(self) -> None:
+        backoff = self._flush_interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), backoff)
+            self._full.clear()
+            try:
+                await self.flush()
+                backoff = self._flush_interval
+            except (DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
+                backoff = min(backoff * 2, 30.0)
+                log.warning(
+                    "usage_flush_failed", error=str(exc), buffered=len(self._buffer), retry_in=backoff
+                )
+
+    def _drop(self, count: int, reason: str) -> None:
+        if count <= 0:
+            return
+        self.stats.dropped += count
+        now = self._clock.timestamp()
+        if now - self._last_drop_log >= 10.0 or reason.endswith("shutdown"):
+            self._last_drop_log = now
+            log.error("usage_rows_dropped", count=count, total_dropped=self.stats.dropped, reason=reason)
