@@ -4,7 +4,8 @@ Creates a scratch PostgreSQL database, migrates it, and starts two real server p
 B) sharing it, with a 5 s poll interval so only LISTEN/NOTIFY can make propagation fast. Each iteration:
 create a key on A, use it once on B (200), revoke it on A, then poll B in a tight keep-alive loop until it
 answers 401 "API key revoked". Reports p50/p95/p99/max of the time from A's revoke response to B's first
-401 (target p99 <= 100 ms), and, as an upper bound, from sending the revoke request.
+401 (target p99 <= 100 ms). A second, concurrent pass polls B from a thread while the revoke is in
+flight, to see when B really learned of it (measured from sending the revoke, and from A's response).
 
     .venv/bin/python tests/benchmarks/bench_revocation_propagation.py [--iterations 200] \
         [--pg postgresql://postgres@127.0.0.1:5432]
@@ -86,10 +87,28 @@ def measure_once(
     }
 
 
-def report(name: str, values: list[float]) -> dict[str, float]:
+def report(name: str, samples: list[dict[str, float]], field: str) -> dict[str, float]:
+    values = [sample[field] for sample in samples]
     stats = {f"p{q}": percentile(values, q) for q in (50, 95, 99)} | {"max": max(values)}
-    print(f"{name:34} " + "  ".join(f"{k} {v:7.2f} ms" for k, v in stats.items()))
+    print(f"  {name:34} " + "  ".join(f"{k} {v:7.2f} ms" for k, v in stats.items()))
     return stats
+
+
+def summarise(samples: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    seq, conc = samples["sequential"], samples["concurrent"]
+    print("\nsequential (poll B only after A's revoke response; the SPEC §11 figure):")
+    summary = {
+        "sequential_from_response": report("revoke response -> B's first 401", seq, "from_response_ms"),
+        "sequential_revoke_call": report("revoke call on A (round trip)", seq, "revoke_call_ms"),
+    }
+    first_poll = sum(1 for s in seq if s["polls"] == 1)
+    print(f"  B already refused on the first poll in {first_poll}/{len(seq)} iterations")
+    print("concurrent (a thread polls B while the revoke request is in flight):")
+    summary["concurrent_from_request"] = report("revoke request sent -> B's 401", conc, "from_request_ms")
+    summary["concurrent_from_response"] = report("revoke response -> B's 401", conc, "from_response_ms")
+    early = sum(1 for s in conc if s["from_response_ms"] < 0)
+    print(f"  B refused before A's revoke response arrived in {early}/{len(conc)} iterations")
+    return summary
 
 
 def main() -> int:
@@ -147,27 +166,7 @@ def main() -> int:
             server.stop()
         asyncio.run(admin(args.pg, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         shutil.rmtree(work, ignore_errors=True)
-    seq, conc = samples["sequential"], samples["concurrent"]
-    print("\nsequential (poll B only after A's revoke response; the SPEC §11 figure):")
-    summary = {
-        "sequential_from_response": report(
-            "revoke response -> B's first 401", [s["from_response_ms"] for s in seq]
-        ),
-        "sequential_revoke_call": report("revoke call on A (round trip)", [s["revoke_call_ms"] for s in seq]),
-    }
-    first_poll = sum(1 for s in seq if s["polls"] == 1)
-    print(f"B already refused on the first poll in {first_poll}/{len(seq)} iterations")
-    print("concurrent (a thread polls B while the revoke request is in flight):")
-    summary |= {
-        "concurrent_from_request": report(
-            "revoke request sent -> B's 401", [s["from_request_ms"] for s in conc]
-        ),
-        "concurrent_from_response": report(
-            "revoke response -> B's 401", [s["from_response_ms"] for s in conc]
-        ),
-    }
-    early = sum(1 for s in conc if s["from_response_ms"] < 0)
-    print(f"B refused before A's revoke response arrived in {early}/{len(conc)} iterations")
+    summary = summarise(samples)
     p99 = summary["sequential_from_response"]["p99"]
     verdict = "meets" if p99 <= TARGET_P99_MS else f"MISSES by {p99 - TARGET_P99_MS:.1f} ms"
     print(f"p99 {p99:.2f} ms: {verdict} the target of {TARGET_P99_MS:.0f} ms")
