@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("stream_id", sa.String(64), nullable=False),
         sa.Column("stream_version", sa.Integer, nullable=False),
+        sa.Column("account_id", sa.String(64), nullable=False),
         sa.Column("type", sa.String(64), nullable=False),
         sa.Column("data", sa.Text, nullable=False),
         sa.Column("metadata", sa.Text, nullable=False),
@@ -55,6 +56,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("stream_id", "stream_version", name="uq_events_stream_version"),
     )
     op.create_index("ix_events_type", "events", ["type"])
+    op.create_index("ix_events_account_position", "events", ["account_id", "position"])
+    op.create_index("ix_events_stream_position", "events", ["stream_id", "position"])
     op.create_index("ix_events_recorded_at_us", "events", ["recorded_at_us"])
     append_only("events")
     op.create_table(

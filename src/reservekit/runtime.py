@@ -127,9 +127,12 @@ class Runtime:
         for task in self._background:
             task.start()
 
-    async def refresh_projections(self) -> None:
-        """Read-your-writes: after a write, this replica's listings reflect it before the response."""
-        await self.runner.run_all_once()
+    async def refresh_projections(self, *, lifecycle_only: bool = False) -> None:
+        """Read-your-writes: after a write, this replica's listings reflect it before the response.
+
+        Writes through the API pass ``lifecycle_only``: key and account views, not usage or flags.
+        """
+        await self.runner.run_all_once(source="events" if lifecycle_only else None)
 
     async def stop(self) -> None:
         for task in reversed(self._background):

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from reservekit.audit.checkpoint import (
+    check_against_log,
+    load_or_create_signing_key,
+    read_checkpoint,
+    sign_checkpoint,
+)
 from reservekit.cli.context import open_runtime
 from reservekit.clock import to_micros
 from reservekit.db import read_transaction
@@ -22,21 +29,60 @@ def register(commands: Any, instant: Any) -> None:
         dest="action", required=True
     )
     verify = group.add_parser("verify", help="recompute the hash chain; exit 1 naming the first bad position")
+    verify.add_argument(
+        "--checkpoint", type=Path, metavar="FILE", help="also check the log against a signed head"
+    )
+    verify.add_argument(
+        "--public-key", metavar="BASE64", help="the signing key to trust (default: the file's own)"
+    )
     verify.set_defaults(handler=run_verify)
+    checkpoint = group.add_parser(
+        "checkpoint", help="write a signed head of the log to a file outside the database"
+    )
+    checkpoint.add_argument("--out", type=Path, required=True, metavar="FILE")
+    checkpoint.add_argument(
+        "--signing-key",
+        type=Path,
+        metavar="PEM",
+        help="Ed25519 key (default: audit-signing-key.pem in the data dir)",
+    )
+    checkpoint.set_defaults(handler=run_checkpoint)
     export = group.add_parser("export", help="write events as JSON lines (for a SIEM)")
     export.add_argument("--since", type=instant)
     export.add_argument("--until", type=instant)
     export.set_defaults(handler=run_export)
 
 
-async def run_verify(_args: argparse.Namespace, settings: Settings) -> int:
+async def run_verify(args: argparse.Namespace, settings: Settings) -> int:
+    checkpoint = (
+        read_checkpoint(args.checkpoint, trusted_public_key=args.public_key) if args.checkpoint else None
+    )
     async with open_runtime(settings) as runtime:
         report = await verify_chain(runtime.engine)
-    if report.ok:
-        print(f"chain intact: {report.count} events, head {report.head_position} hash {report.head_hash}")
-        return 0
-    print(f"chain BROKEN at position {report.first_bad_position}: {report.reason}")
-    return 1
+        problem = await check_against_log(runtime.engine, checkpoint) if checkpoint and report.ok else None
+    if not report.ok:
+        print(f"chain BROKEN at position {report.first_bad_position}: {report.reason}")
+        return 1
+    if problem:
+        print(f"checkpoint MISMATCH: {problem}")
+        return 1
+    print(f"chain intact: {report.count} events, head {report.head_position} hash {report.head_hash}")
+    if checkpoint:
+        print(f"checkpoint holds: position {checkpoint.position} signed {checkpoint.created_at.isoformat()}")
+    return 0
+
+
+async def run_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
+    key = load_or_create_signing_key(args.signing_key or settings.data_dir / "audit-signing-key.pem")
+    async with open_runtime(settings) as runtime:
+        report = await verify_chain(runtime.engine)
+        checkpoint = sign_checkpoint(report, key, runtime.clock.now())
+    args.out.write_bytes(msgspec.json.encode(checkpoint) + b"\n")
+    print(
+        f"checkpoint of position {checkpoint.position} written to {args.out}"
+        f"; public key {checkpoint.public_key}"
+    )
+    return 0
 
 
 async def run_export(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from reservekit.audit.checkpoint import CheckpointError
 from reservekit.db import DatabaseUnavailable
 from reservekit.domain.errors import DomainError
 from reservekit.events.types import Metadata
@@ -53,7 +54,7 @@ def describe_error(exc: BaseException) -> str | None:
     """The one line shown for a user-facing failure, or None for a bug (which keeps its traceback)."""
     if isinstance(exc, DomainError):
         return exc.message
-    if isinstance(exc, UserError | SettingsError):
+    if isinstance(exc, UserError | SettingsError | CheckpointError):
         return str(exc)
     if isinstance(exc, DatabaseUnavailable | OSError):
         return f"cannot reach the database: {exc}"

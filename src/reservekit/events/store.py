@@ -115,6 +115,7 @@ class EventStore:
                         "position": position,
                         "stream_id": write.stream_id,
                         "stream_version": version,
+                        "account_id": event.account_id,
                         "type": kind,
                         "data": data_raw.decode(),
                         "metadata": metadata_raw.decode(),

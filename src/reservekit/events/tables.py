@@ -12,6 +12,8 @@ events = Table(
     Column("position", BigInteger, primary_key=True, autoincrement=False),
     Column("stream_id", String(64), nullable=False),
     Column("stream_version", Integer, nullable=False),
+    # Derived from data.account_id for per-account audit queries; ``audit verify`` checks it matches.
+    Column("account_id", String(64), nullable=False),
     Column("type", String(64), nullable=False, index=True),
     Column("data", Text, nullable=False),
     Column("metadata", Text, nullable=False),

@@ -78,4 +78,6 @@ def _check(mapping: RowMapping, expected_position: int, prev_hash: str) -> str |
         return "stored event is not valid JSON"
     if recomputed != mapping["hash"]:
         return "hash does not match the event's contents"
+    if msgspec.json.decode(mapping["data"]).get("account_id") != mapping["account_id"]:
+        return "account_id column does not match the event's data"
     return None

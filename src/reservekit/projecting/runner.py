@@ -163,10 +163,12 @@ class ProjectionRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def run_all_once(self) -> int:
+    async def run_all_once(self, *, source: str | None = None) -> int:
+        """Catch every projection up (or only those following ``source``: "events" or "usage")."""
         total = 0
         for projection in self._projections:
-            total += await catch_up(self._engine, projection)
+            if source is None or projection.source.name == source:
+                total += await catch_up(self._engine, projection)
         return total
 
     async def _run(self) -> None:

@@ -9,11 +9,10 @@ from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from reservekit.events.types import Metadata
-from reservekit.runtime import Runtime
 from reservekit.schemas import AccountOut, AccountWithKey, account_out, key_with_secret
 from reservekit.usecases.accounts import change_plan, load_account, open_account
 from reservekit.web.access import requires
+from reservekit.web.deps import ApiCall
 
 ADMIN = requires("platform:admin")
 
@@ -36,32 +35,34 @@ class AccountsController(Controller):
     async def open(
         self,
         data: JSONBody[OpenAccountBody],
-        runtime: NamedDependency[Runtime],
-        metadata: NamedDependency[Metadata],
+        call: NamedDependency[ApiCall],
     ) -> AccountWithKey:
         account, issued = await open_account(
-            runtime.authority, name=data.name, plan=data.plan, operator=data.operator, metadata=metadata
+            call.runtime.authority,
+            name=data.name,
+            plan=data.plan,
+            operator=data.operator,
+            metadata=call.metadata,
         )
-        await runtime.refresh_projections()
+        await call.runtime.refresh_projections(lifecycle_only=True)
         return AccountWithKey(
             account=account_out(account),
-            key=key_with_secret(issued.key, issued.secret, now=runtime.clock.now()),
+            key=key_with_secret(issued.key, issued.secret, now=call.runtime.clock.now()),
         )
 
     @get("/{account_id:str}", opt=ADMIN, summary="Read an account")
-    async def read(self, account_id: FromPath[str], runtime: NamedDependency[Runtime]) -> AccountOut:
-        return account_out(await load_account(runtime.authority, account_id))
+    async def read(self, account_id: FromPath[str], call: NamedDependency[ApiCall]) -> AccountOut:
+        return account_out(await load_account(call.runtime.authority, account_id))
 
     @patch("/{account_id:str}", opt=ADMIN, summary="Change an account's plan (takes effect at once)")
     async def change_plan(
         self,
         account_id: FromPath[str],
         data: JSONBody[ChangePlanBody],
-        runtime: NamedDependency[Runtime],
-        metadata: NamedDependency[Metadata],
+        call: NamedDependency[ApiCall],
     ) -> AccountOut:
         account = await change_plan(
-            runtime.authority, account_id=account_id, plan=data.plan, metadata=metadata
+            call.runtime.authority, account_id=account_id, plan=data.plan, metadata=call.metadata
         )
-        await runtime.refresh_projections()
+        await call.runtime.refresh_projections(lifecycle_only=True)
         return account_out(account)

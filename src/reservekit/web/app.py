@@ -22,8 +22,9 @@ from reservekit.settings import Settings, load_settings
 from reservekit.web.access import PUBLIC
 from reservekit.web.accounts import AccountsController
 from reservekit.web.api_keys import ApiKeysController
+from reservekit.web.audit import AuditController
 from reservekit.web.bench import bench_router
-from reservekit.web.deps import provide_caller, provide_metadata
+from reservekit.web.deps import provide_call, provide_caller, provide_metadata
 from reservekit.web.health import HealthController
 from reservekit.web.middleware import AuthMiddleware
 from reservekit.web.problems import EXCEPTION_HANDLERS
@@ -49,6 +50,7 @@ def create_app(
         AccountsController,
         ApiKeysController,
         ServicesController,
+        AuditController,
     ]
     if settings.bench_unauthenticated_account:
         handlers.append(bench_router(settings.bench_unauthenticated_account))
@@ -56,6 +58,7 @@ def create_app(
         route_handlers=handlers,
         dependencies={
             "runtime": Provide(lambda: runtime, sync_to_thread=False),
+            "call": Provide(provide_call, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
             "metadata": Provide(provide_metadata, sync_to_thread=False),
         },

@@ -10,16 +10,16 @@ from litestar import Router, get
 from litestar.di import NamedDependency
 
 from reservekit import scheduling
-from reservekit.runtime import Runtime
 from reservekit.scheduling import Service
 from reservekit.web.access import PUBLIC
+from reservekit.web.deps import ApiCall
 from reservekit.web.pagination import Page
 
 
 def bench_router(account_id: str) -> Router:
     @get("/v1/services", opt=PUBLIC, include_in_schema=False)
-    async def list_services_unauthenticated(runtime: NamedDependency[Runtime]) -> Page[Service]:
-        rows = await scheduling.list_services(runtime.engine, account_id, after=None, limit=51)
+    async def list_services_unauthenticated(call: NamedDependency[ApiCall]) -> Page[Service]:
+        rows = await scheduling.list_services(call.runtime.engine, account_id, after=None, limit=51)
         return Page(data=rows[:50], next_cursor=rows[49].id if len(rows) > 50 else None)
 
     return Router(path="/bench", route_handlers=[list_services_unauthenticated])

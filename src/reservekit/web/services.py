@@ -10,11 +10,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
 from reservekit import scheduling
-from reservekit.auth.key_view import CachedKey
 from reservekit.domain.errors import InvalidInput
-from reservekit.runtime import Runtime
 from reservekit.scheduling import Service
 from reservekit.web.access import requires
+from reservekit.web.deps import ApiCall
 from reservekit.web.pagination import MAX_PAGE, Page
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -41,13 +40,12 @@ class ServicesController(Controller):
     @get("/", opt=requires("services:read"), summary="List the account's services")
     async def list(
         self,
-        caller: NamedDependency[CachedKey],
-        runtime: NamedDependency[Runtime],
+        call: NamedDependency[ApiCall],
         cursor: Annotated[str | None, Parameter(max_length=64)] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
     ) -> Page[Service]:
         rows = await scheduling.list_services(
-            runtime.engine, caller.account_id, after=cursor, limit=limit + 1
+            call.runtime.engine, call.caller.account_id, after=cursor, limit=limit + 1
         )
         return Page(data=rows[:limit], next_cursor=rows[limit - 1].id if len(rows) > limit else None)
 
@@ -55,44 +53,38 @@ class ServicesController(Controller):
     async def create(
         self,
         data: JSONBody[CreateServiceBody],
-        caller: NamedDependency[CachedKey],
-        runtime: NamedDependency[Runtime],
+        call: NamedDependency[ApiCall],
     ) -> Service:
         return await scheduling.create_service(
-            runtime.engine,
-            caller.account_id,
+            call.runtime.engine,
+            call.caller.account_id,
             name=data.name.strip() or _blank("name"),
             duration_minutes=data.duration_minutes,
             description=data.description,
-            now=runtime.clock.now(),
+            now=call.runtime.clock.now(),
         )
 
     @get("/{service_id:str}", opt=requires("services:read"), summary="Read a service")
-    async def read(
-        self, service_id: FromPath[str], caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
-    ) -> Service:
-        return await scheduling.get_service(runtime.engine, caller.account_id, service_id)
+    async def read(self, service_id: FromPath[str], call: NamedDependency[ApiCall]) -> Service:
+        return await scheduling.get_service(call.runtime.engine, call.caller.account_id, service_id)
 
     @patch("/{service_id:str}", opt=requires("services:write"), summary="Change a service's fields")
     async def update(
         self,
         service_id: FromPath[str],
         data: JSONBody[UpdateServiceBody],
-        caller: NamedDependency[CachedKey],
-        runtime: NamedDependency[Runtime],
+        call: NamedDependency[ApiCall],
     ) -> Service:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         if isinstance(changes.get("name"), str) and not str(changes["name"]).strip():
             _blank("name")
         return await scheduling.update_service(
-            runtime.engine, caller.account_id, service_id, changes, runtime.clock.now()
+            call.runtime.engine, call.caller.account_id, service_id, changes, call.runtime.clock.now()
         )
 
     @delete("/{service_id:str}", opt=requires("services:write"), summary="Delete a service")
-    async def remove(
-        self, service_id: FromPath[str], caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
-    ) -> None:
-        await scheduling.delete_service(runtime.engine, caller.account_id, service_id)
+    async def remove(self, service_id: FromPath[str], call: NamedDependency[ApiCall]) -> None:
+        await scheduling.delete_service(call.runtime.engine, call.caller.account_id, service_id)
 
 
 def _blank(field: str) -> str:

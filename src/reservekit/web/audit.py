@@ -1,0 +1,160 @@
+"""The audit trail over HTTP: audit:read sees its own account; platform:admin sees every account."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, Parameter
+
+from reservekit.audit.as_of import keys_as_of
+from reservekit.audit.trail import EventFilter, UsageFilter, read_events, read_usage
+from reservekit.clock import from_micros
+from reservekit.domain.errors import InvalidInput
+from reservekit.events.types import RecordedEvent
+from reservekit.events.verify import ChainReport, verify_chain
+from reservekit.schemas import KeyOut, key_out
+from reservekit.web.access import requires
+from reservekit.web.deps import ApiCall
+from reservekit.web.pagination import MAX_PAGE
+
+AUDITORS = requires("audit:read", "platform:admin")
+Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE)]
+Cursor = Annotated[int, Parameter(ge=0, description="the last position of the previous page")]
+Id = Annotated[str | None, Parameter(max_length=64)]
+
+
+class EventPage(msgspec.Struct):
+    data: list[RecordedEvent]
+    next_cursor: int | None
+
+
+class UsageOut(msgspec.Struct, kw_only=True):
+    position: int
+    occurred_at: datetime
+    request_id: str
+    key_id: str | None
+    account_id: str | None
+    client_ip: str
+    origin: str | None
+    method: str
+    route: str
+    status: int
+    outcome: str
+    detail: str | None
+    latency_ms: float
+
+
+class UsagePage(msgspec.Struct):
+    data: list[UsageOut]
+    next_cursor: int | None
+
+
+class KeysAsOf(msgspec.Struct):
+    as_of: datetime
+    data: list[KeyOut]
+
+
+def _scope(call: ApiCall, account_id: str | None) -> str | None:
+    """Operators may look at one account or all; everyone else only at their own."""
+    if call.caller.operator:
+        return account_id
+    return call.caller.account_id
+
+
+def _aware(value: datetime | None, field: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise InvalidInput(f"{field} must be RFC 3339 with a timezone offset", field=field)
+    return value
+
+
+class AuditController(Controller):
+    path = "/v1/audit"
+    tags = ["audit"]
+
+    @get("/events", opt=AUDITORS, summary="Lifecycle events with their hashes, in log order")
+    async def events(
+        self,
+        call: NamedDependency[ApiCall],
+        account_id: Id = None,
+        stream_id: Id = None,
+        type: Id = None,
+        actor: Id = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        cursor: Cursor = 0,
+        limit: Limit = 100,
+    ) -> EventPage:
+        f = EventFilter(
+            account_id=_scope(call, account_id),
+            stream_id=stream_id,
+            type=type,
+            actor=actor,
+            since=_aware(since, "since"),
+            until=_aware(until, "until"),
+            after=cursor,
+            limit=limit + 1,
+        )
+        rows = await read_events(call.runtime.engine, f)
+        page = rows[:limit]
+        return EventPage(page, page[-1].position if len(rows) > limit else None)
+
+    @get("/usage", opt=AUDITORS, summary="Usage rows (one per request, refused ones included)")
+    async def usage(
+        self,
+        call: NamedDependency[ApiCall],
+        account_id: Id = None,
+        key_id: Id = None,
+        outcome: Id = None,
+        client_ip: Id = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        cursor: Cursor = 0,
+        limit: Limit = 100,
+    ) -> UsagePage:
+        f = UsageFilter(
+            account_id=_scope(call, account_id),
+            key_id=key_id,
+            outcome=outcome,
+            client_ip=client_ip,
+            since=_aware(since, "since"),
+            until=_aware(until, "until"),
+            after=cursor,
+            limit=limit + 1,
+        )
+        rows = await read_usage(call.runtime.engine, f)
+        page = [
+            UsageOut(
+                position=r.position,
+                occurred_at=from_micros(r.occurred_at_us),
+                request_id=r.request_id,
+                key_id=r.key_id,
+                account_id=r.account_id,
+                client_ip=r.client_ip,
+                origin=r.origin,
+                method=r.method,
+                route=r.route,
+                status=r.status,
+                outcome=r.outcome,
+                detail=r.detail,
+                latency_ms=r.latency_us / 1000,
+            )
+            for r in rows[:limit]
+        ]
+        return UsagePage(page, page[-1].position if len(rows) > limit else None)
+
+    @get("/verify", opt=AUDITORS, summary="Recompute the hash chain; names the first bad position")
+    async def verify(self, call: NamedDependency[ApiCall]) -> ChainReport:
+        return await verify_chain(call.runtime.engine)
+
+    @get("/keys", opt=AUDITORS, summary="Every key's state (active, revoked, expired) at an instant")
+    async def keys(
+        self, call: NamedDependency[ApiCall], as_of: FromQuery[datetime], account_id: Id = None
+    ) -> KeysAsOf:
+        moment = _aware(as_of, "as_of")
+        assert moment is not None
+        states = await keys_as_of(call.runtime.engine, moment, account_id=_scope(call, account_id))
+        return KeysAsOf(moment, [key_out(state, now=moment) for state in states])
