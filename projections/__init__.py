@@ -6,14 +6,19 @@ registry is a function of Settings rather than a constant.
 
 from __future__ import annotations
 
-from projections import accounts, api_keys
+from projections import accounts, api_keys, key_usage, leak_flags, usage_flags
 from reservekit.projecting.spec import AnyProjection
 from reservekit.settings import Settings
 
 
 def build_all(settings: Settings) -> tuple[AnyProjection, ...]:
-    del settings  # no projection takes settings yet
-    return (accounts.PROJECTION, api_keys.PROJECTION)  # type: ignore[return-value]
+    return (  # type: ignore[return-value]
+        accounts.PROJECTION,
+        api_keys.PROJECTION,
+        key_usage.PROJECTION,
+        usage_flags.make_projection(settings.detectors),
+        leak_flags.PROJECTION,
+    )
 
 
 def by_name(projections: tuple[AnyProjection, ...], name: str) -> AnyProjection:

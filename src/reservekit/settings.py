@@ -9,6 +9,8 @@ from pathlib import Path
 
 import msgspec
 
+from reservekit.detectors.config import DetectorThresholds
+
 DEFAULT_PLANS: dict[str, int] = {"free": 60, "pro": 600, "enterprise": 6000}
 
 
@@ -31,6 +33,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 64 * 1024
     # Benchmarks only: serve GET /bench/v1/services for this account with no authentication at all.
     bench_unauthenticated_account: str | None = None
+    detectors: DetectorThresholds = msgspec.field(default_factory=DetectorThresholds)
 
     @property
     def effective_database_url(self) -> str:
@@ -100,6 +103,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fields["bench_unauthenticated_account"] = env["RESERVEKIT_BENCH_UNAUTHENTICATED_ACCOUNT"]
     if env.get("RESERVEKIT_PLANS"):
         fields["plans"] = _parse_plans(env["RESERVEKIT_PLANS"])
+    if env.get("RESERVEKIT_DETECTORS"):
+        try:
+            fields["detectors"] = msgspec.json.decode(env["RESERVEKIT_DETECTORS"], type=DetectorThresholds)
+        except msgspec.DecodeError as exc:
+            raise SettingsError(f"RESERVEKIT_DETECTORS: {exc}") from None
     if env.get("RESERVEKIT_LOG_LEVEL"):
         fields["log_level"] = env["RESERVEKIT_LOG_LEVEL"].upper()
     if env.get("RESERVEKIT_LOG_JSON"):

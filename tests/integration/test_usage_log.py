@@ -140,3 +140,25 @@ async def test_concurrent_writers_keep_commit_order(postgres_url: str) -> None:
         for engine in (*engines, reader):
             await engine.dispose()
     assert seen == list(range(1, total + 1))
+
+
+async def test_rows_arriving_during_a_flush_wait_for_the_next_one(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load a flush must not chase new rows: one write per interval, not a stream of small ones."""
+    import reservekit.usage.writer as writer_module
+
+    writer = UsageWriter(engine, SystemClock())
+    real_append = writer_module.append_usage
+
+    async def append_while_requests_arrive(*args, **kwargs):  # type: ignore[no-untyped-def]
+        writer.record(row(999))
+        return await real_append(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "append_usage", append_while_requests_arrive)
+    writer.record(row(1))
+    await writer.flush()
+    assert writer.stats.writes == 1
+    assert writer.depth == 1
+    await writer.drain()
+    assert writer.depth == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from projections import api_keys
+from projections import api_keys, key_usage
 from reservekit.cli.context import CLI_METADATA, open_runtime, print_json
 from reservekit.db import read_transaction
 from reservekit.schemas import key_out, key_with_secret
@@ -64,8 +64,9 @@ async def run_list(args: argparse.Namespace, settings: Settings) -> int:
     async with open_runtime(settings) as runtime:
         async with read_transaction(runtime.engine) as conn:
             states = await api_keys.list_for_account(conn, args.account, limit=10_000)
+            used = await key_usage.last_used_at(conn, [state.key_id for state in states])
         now = runtime.clock.now()
-        rows = [key_out(state, now=now) for state in states]
+        rows = [key_out(state, now=now, last_used_at=used.get(state.key_id)) for state in states]
     if args.json:
         print_json(rows)
     else:

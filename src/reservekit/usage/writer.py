@@ -71,10 +71,15 @@ class UsageWriter:
             self._full.set()
 
     async def flush(self) -> None:
-        """Write everything buffered now; raises if the database refuses (rows stay buffered)."""
+        """Write the rows buffered when called (in batches); raises if the database refuses.
+
+        Rows recorded while this flush is writing wait for the next one: draining until empty would,
+        under load, turn one write per interval into a stream of small writes.
+        """
         async with self._lock:
-            while self._buffer:
-                count = min(len(self._buffer), self._batch_size)
+            remaining = len(self._buffer)
+            while remaining:
+                count = min(remaining, self._batch_size)
                 batch = [self._buffer[i] for i in range(count)]
                 try:
                     await append_usage(self._engine, batch, recorded_at_us=to_micros(self._clock.now()))
@@ -83,10 +88,16 @@ class UsageWriter:
                     raise
                 for _ in range(count):
                     self._buffer.popleft()
+                remaining -= count
                 self.stats.written += count
                 self.stats.writes += 1
                 if self._on_written:
                     self._on_written()
+
+    async def drain(self) -> None:
+        """Flush until nothing is buffered (shutdown and tests; not the periodic path)."""
+        while self._buffer:
+            await self.flush()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="reservekit-usage-writer")
@@ -101,7 +112,7 @@ class UsageWriter:
         delay = 0.2
         for attempt in range(1, attempts + 1):
             try:
-                await self.flush()
+                await self.drain()
                 return
             except (DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
                 log.warning(

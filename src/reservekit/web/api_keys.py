@@ -10,7 +10,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
-from projections import api_keys
+from projections import api_keys, key_usage
 from reservekit.auth.key_view import CachedKey
 from reservekit.db import read_transaction
 from reservekit.domain.keys import MAX_GRACE_SECONDS
@@ -60,7 +60,7 @@ class ApiKeysController(Controller):
             grantable=caller.scopes,
             metadata=metadata,
         )
-        await runtime.refresh_projections()
+        await runtime.refresh_projections(lifecycle_only=True)
         return key_with_secret(issued.key, issued.secret, now=runtime.clock.now())
 
     @get("/", opt=requires("keys:read"), summary="List the account's keys (never their secrets)")
@@ -73,8 +73,9 @@ class ApiKeysController(Controller):
     ) -> Page[KeyOut]:
         async with read_transaction(runtime.engine) as conn:
             states = await api_keys.list_for_account(conn, caller.account_id, after=cursor, limit=limit + 1)
+            used = await key_usage.last_used_at(conn, [state.key_id for state in states[:limit]])
         now = runtime.clock.now()
-        page = [key_out(state, now=now) for state in states[:limit]]
+        page = [key_out(state, now=now, last_used_at=used.get(state.key_id)) for state in states[:limit]]
         return Page(data=page, next_cursor=page[-1].id if len(states) > limit else None)
 
     @get("/{key_id:str}", opt=requires("keys:read"), summary="Read one key (never its secret)")
@@ -82,7 +83,9 @@ class ApiKeysController(Controller):
         self, key_id: FromPath[str], caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
     ) -> KeyOut:
         state = await load_key(runtime.authority, account_id=caller.account_id, key_id=key_id)
-        return key_out(state, now=runtime.clock.now())
+        async with read_transaction(runtime.engine) as conn:
+            used = await key_usage.last_used_at(conn, [state.key_id])
+        return key_out(state, now=runtime.clock.now(), last_used_at=used.get(state.key_id))
 
     @post("/{key_id:str}/revoke", opt=requires("keys:write"), status_code=200, summary="Revoke a key at once")
     async def revoke(
@@ -100,7 +103,7 @@ class ApiKeysController(Controller):
             reason=data.reason if data else None,
             metadata=metadata,
         )
-        await runtime.refresh_projections()
+        await runtime.refresh_projections(lifecycle_only=True)
         return key_out(state, now=runtime.clock.now())
 
     @post(
@@ -123,5 +126,5 @@ class ApiKeysController(Controller):
             grace_period_seconds=data.grace_period_seconds if data else 0,
             metadata=metadata,
         )
-        await runtime.refresh_projections()
+        await runtime.refresh_projections(lifecycle_only=True)
         return key_with_secret(issued.key, issued.secret, now=runtime.clock.now())

@@ -23,12 +23,15 @@ from reservekit.web.access import PUBLIC
 from reservekit.web.accounts import AccountsController
 from reservekit.web.api_keys import ApiKeysController
 from reservekit.web.audit import AuditController
+from reservekit.web.audit_flags import AuditFlagsController
 from reservekit.web.bench import bench_router
 from reservekit.web.deps import provide_call, provide_caller, provide_metadata
 from reservekit.web.health import HealthController
+from reservekit.web.leaks import leaks_router
 from reservekit.web.middleware import AuthMiddleware
 from reservekit.web.problems import EXCEPTION_HANDLERS
 from reservekit.web.services import ServicesController
+from reservekit.web.usage import UsageController
 
 
 def create_app(
@@ -51,6 +54,9 @@ def create_app(
         ApiKeysController,
         ServicesController,
         AuditController,
+        UsageController,
+        AuditFlagsController,
+        leaks_router(),
     ]
     if settings.bench_unauthenticated_account:
         handlers.append(bench_router(settings.bench_unauthenticated_account))

@@ -1,0 +1,70 @@
+"""``POST /v1/leaks``: report a leaked key. No key needed; limited per client IP.
+
+The answer is the same 202 body whether the key is malformed, unknown, active or already revoked, so
+the endpoint cannot be used to test whether a key exists. A known key is revoked at once and flagged
+critical (``leaked_key_reported``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, Router, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from reservekit.events.types import Metadata
+from reservekit.ratelimit import InMemoryRateLimiter, rate_limit_headers
+from reservekit.runtime import Runtime
+from reservekit.usecases.leaks import report_leak
+from reservekit.web.access import PUBLIC
+from reservekit.web.problems import problem_response
+
+LEAK_REPORTS_PER_IP_PER_MINUTE = 10
+WINDOW_SECONDS = 60
+
+
+class LeakReport(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    key: Annotated[str, msgspec.Meta(max_length=256)]
+    source: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class LeakReceipt(msgspec.Struct, kw_only=True):
+    status: str = "received"
+    detail: str = "Thank you. If this is a ReserveKit key, it has been revoked and its owner alerted."
+
+
+def leaks_router(*, per_ip_per_minute: int = LEAK_REPORTS_PER_IP_PER_MINUTE) -> Router:
+    """One limiter per app: reports per client IP per minute, before any lookup."""
+    limiter = InMemoryRateLimiter()
+
+    @post("/v1/leaks", opt=PUBLIC, status_code=202, tags=["leaks"], summary="Report a leaked sk_rsv_ key")
+    async def report(
+        request: Request[Any, Any, Any],
+        data: JSONBody[LeakReport],
+        runtime: NamedDependency[Runtime],
+        metadata: NamedDependency[Metadata],
+    ) -> Response[Any]:
+        client_ip = str(request.scope["state"]["client_ip"])
+        now = runtime.clock.timestamp()
+        decision = await limiter.hit(
+            "leak:" + client_ip, limit=per_ip_per_minute, period=WINDOW_SECONDS, now=now
+        )
+        if not decision.allowed:
+            refused = problem_response(request, 429, "Rate limit exceeded", "rate_limited")
+            refused.headers.update(dict(rate_limit_headers(decision, now=now, window_seconds=WINDOW_SECONDS)))
+            return refused
+
+        async def key_id_of(key_hash: str) -> str | None:
+            key = runtime.key_view.get(key_hash) or await runtime.key_view.resolve(key_hash)
+            return key.key_id if key is not None else None
+
+        recorded = await report_leak(
+            runtime.authority, secret=data.key, source=data.source, metadata=metadata, lookup=key_id_of
+        )
+        if recorded:
+            await runtime.refresh_projections(lifecycle_only=True)
+        return Response(LeakReceipt(), status_code=202)
+
+    return Router(path="/", route_handlers=[report])
