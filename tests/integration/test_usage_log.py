@@ -151,8 +151,13 @@ async def test_rows_arriving_during_a_flush_wait_for_the_next_one(
     writer = UsageWriter(engine, SystemClock())
     real_append = writer_module.append_usage
 
+    arrived = False
+
     async def append_while_requests_arrive(*args, **kwargs):  # type: ignore[no-untyped-def]
-        writer.record(row(999))
+        nonlocal arrived
+        if not arrived:
+            arrived = True
+            writer.record(row(999))
         return await real_append(*args, **kwargs)
 
     monkeypatch.setattr(writer_module, "append_usage", append_while_requests_arrive)

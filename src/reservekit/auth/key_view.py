@@ -9,7 +9,6 @@ by position, idempotently, so the tailer and the miss path can overlap without d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -33,7 +32,7 @@ from reservekit.events.types import (
     LeakReported,
     RecordedEvent,
 )
-from reservekit.projecting.wakeup import WakeUp, wait_for_wakeup
+from reservekit.projecting.wakeup import WakeUp, stop_loop, wait_for_wakeup
 
 log = structlog.get_logger(__name__)
 
@@ -198,20 +197,19 @@ class KeyViewTailer:
         self._wakeup = wakeup
         self._poll_interval = poll_interval
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="reservekit-key-view")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_loop(self._task, self._stopping, self._wakeup.notify)
+        self._task = None
 
     async def _run(self) -> None:
         waiter = self._wakeup.subscribe()
         try:
-            while True:
+            while not self._stopping.is_set():
                 try:
                     await self._view.catch_up()
                 except (DatabaseUnavailable, SQLAlchemyError, OSError) as exc:

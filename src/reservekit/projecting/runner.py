@@ -8,7 +8,6 @@ and the others find nothing left to do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 
 import structlog
@@ -20,7 +19,7 @@ from reservekit.clock import Clock, SystemClock, to_micros
 from reservekit.db import DatabaseUnavailable, is_sqlite, read_transaction, write_transaction
 from reservekit.events.tables import projection_checkpoints
 from reservekit.projecting.spec import AnyProjection
-from reservekit.projecting.wakeup import WakeUp, wait_for_wakeup
+from reservekit.projecting.wakeup import WakeUp, stop_loop, wait_for_wakeup
 
 log = structlog.get_logger(__name__)
 _SETUP_LOCK_KEY = 0x5253_4B32
@@ -144,6 +143,7 @@ class ProjectionRunner:
         self._clock = clock or SystemClock()
         self._task: asyncio.Task[None] | None = None
         self.caught_up = asyncio.Event()
+        self._stopping = asyncio.Event()
 
     @property
     def projections(self) -> list[AnyProjection]:
@@ -158,10 +158,8 @@ class ProjectionRunner:
         self._task = asyncio.create_task(self._run(), name="reservekit-projections")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_loop(self._task, self._stopping, self._wakeup.notify)
+        self._task = None
 
     async def run_all_once(self, *, source: str | None = None) -> int:
         """Catch every projection up (or only those following ``source``: "events" or "usage")."""
@@ -175,7 +173,7 @@ class ProjectionRunner:
         waiter = self._wakeup.subscribe()
         backoff = self._poll_interval
         try:
-            while True:
+            while not self._stopping.is_set():
                 try:
                     await self.run_all_once()
                     self.caught_up.set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -34,9 +35,31 @@ class WakeUp:
 
 
 async def wait_for_wakeup(waiter: asyncio.Event, within: float) -> None:
+    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races the event.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(waiter.wait(), within)
+        async with asyncio.timeout(within):
+            await waiter.wait()
     waiter.clear()
+
+
+async def stop_loop(
+    task: asyncio.Task[None] | None, stopping: asyncio.Event, wake: Callable[[], None]
+) -> None:
+    """Ask a background loop to finish its current pass and return; cancel only if it will not.
+
+    Cancelling a loop in the middle of a query can leave SQLite's write lock on a half-closed
+    connection, so the next writer (the usage writer's final flush) waits out the busy timeout.
+    """
+    if task is None:
+        return
+    stopping.set()
+    wake()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), 10)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class PostgresListener:

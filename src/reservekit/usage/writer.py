@@ -8,7 +8,6 @@ in a metric and reported in a (throttled) log line. ``stop`` flushes what is lef
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable
 
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reservekit.clock import Clock, to_micros
 from reservekit.db import DatabaseUnavailable
+from reservekit.projecting.wakeup import stop_loop, wait_for_wakeup
 from reservekit.usage.log import append_usage
 from reservekit.usage.records import UsageRecord
 
@@ -53,6 +53,7 @@ class UsageWriter:
         self._flush_interval = flush_interval
         self._on_written = on_written
         self._full = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._last_drop_log = float("-inf")
@@ -104,11 +105,8 @@ class UsageWriter:
 
     async def stop(self, *, attempts: int = 5) -> None:
         """Graceful shutdown: stop the loop, then flush what is left, retrying a few times."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_loop(self._task, self._stopping, self._full.set)
+        self._task = None
         delay = 0.2
         for attempt in range(1, attempts + 1):
             try:
@@ -125,10 +123,10 @@ class UsageWriter:
 
     async def _run(self) -> None:
         backoff = self._flush_interval
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), backoff)
-            self._full.clear()
+        while not self._stopping.is_set():
+            await wait_for_wakeup(self._full, backoff)
+            if self._stopping.is_set():
+                return
             try:
                 await self.flush()
                 backoff = self._flush_interval
