@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from reservekit.auth.key_view import KeyView
+from reservekit.auth.key_view_follower import KeyViewChecker
 from reservekit.auth.outcomes import REFUSALS, Outcome
 from reservekit.projecting.runner import ProjectionStatus
 from reservekit.usage.writer import UsageWriter
@@ -39,8 +41,55 @@ class _UsageCollector(Collector):
         )
 
 
+class _KeyViewCollector(Collector):
+    """The in-memory key view against the log: how far behind, and what the self-check found."""
+
+    def __init__(self, view: KeyView, checker: KeyViewChecker) -> None:
+        self._view = view
+        self._checker = checker
+        self.log_head = 0
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        view, checker = self._view, self._checker
+        yield GaugeMetricFamily(
+            "reservekit_key_view_position", "Last log position applied by the key view", value=view.position
+        )
+        yield GaugeMetricFamily(
+            "reservekit_key_view_lag",
+            "Log positions the key view is behind the log head",
+            value=max(0, self.log_head - view.position),
+        )
+        yield GaugeMetricFamily("reservekit_key_view_keys", "Keys held in memory", value=len(view))
+        mismatches = CounterMetricFamily(
+            "reservekit_key_view_mismatches",
+            "Differences between the key view and the log, by kind (each one healed)",
+            labels=["kind"],
+        )
+        mismatches.add_metric(["chain"], view.mismatches)
+        mismatches.add_metric(["cursor"], checker.cursor_mismatches)
+        mismatches.add_metric(["key"], checker.keys_mismatched)
+        mismatches.add_metric(["plan"], checker.plans_mismatched)
+        yield mismatches
+        yield CounterMetricFamily(
+            "reservekit_key_view_heals",
+            "Times the key view re-read the log from a verified position",
+            value=view.heals,
+        )
+        last = checker.last
+        yield GaugeMetricFamily(
+            "reservekit_key_view_last_check_timestamp_seconds",
+            "When the key view last compared itself with the log (0: not yet)",
+            value=last.checked_at if last else 0,
+        )
+        yield GaugeMetricFamily(
+            "reservekit_key_view_last_check_ok",
+            "1 when the last self-check ended with the view equal to the log",
+            value=1 if last is None or last.ok else 0,
+        )
+
+
 class Metrics:
-    def __init__(self, usage: UsageWriter) -> None:
+    def __init__(self, usage: UsageWriter, key_view: KeyView, checker: KeyViewChecker) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         requests = Counter(
             "reservekit_requests",
@@ -66,6 +115,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_UsageCollector(usage))
+        self._key_view = _KeyViewCollector(key_view, checker)
+        self.registry.register(self._key_view)
 
     def observe(self, outcome: Outcome, *, per_ip: bool, quota_checked: bool) -> None:
         self._requests[outcome].inc()
@@ -74,7 +125,8 @@ class Metrics:
         elif quota_checked:
             self._allowed.inc()
 
-    def render(self, statuses: Sequence[ProjectionStatus]) -> bytes:
+    def render(self, statuses: Sequence[ProjectionStatus], log_head: int) -> bytes:
         for status in statuses:
             self._lag.labels(projection=status.name).set(status.lag)
+        self._key_view.log_head = log_head
         return generate_latest(self.registry)

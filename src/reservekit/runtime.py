@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import projections
 from reservekit.auth.authenticator import Authenticator
-from reservekit.auth.key_view import KeyView, KeyViewTailer
+from reservekit.auth.key_view import KeyView
+from reservekit.auth.key_view_follower import KeyViewChecker, KeyViewTailer
 from reservekit.clock import Clock, SystemClock
 from reservekit.db import create_engine
 from reservekit.events.store import NOTIFY_CHANNEL, EventStore
@@ -76,7 +77,8 @@ class Runtime:
         self.clock = clock
         self.authenticator = authenticator
         self.usage = usage
-        self.metrics = Metrics(usage)
+        self.key_view_checker = KeyViewChecker(key_view, sample=settings.key_view_check_sample)
+        self.metrics = Metrics(usage, key_view, self.key_view_checker)
         self._background: list[KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter] = []
 
     @classmethod
@@ -87,7 +89,7 @@ class Runtime:
         wakeup = WakeUp()
         key_view = KeyView(engine, capacity=settings.key_cache_size)
         # The writing replica applies its own events at once: a revocation holds for the very next request.
-        store.on_append(key_view.apply)
+        store.on_append(key_view.apply_own)
         store.on_append(wakeup.notify)
         authority = Authority(
             store=store, hasher=KeyHasher(load_pepper(settings)), clock=clock, plans=settings.plans
@@ -118,7 +120,13 @@ class Runtime:
         await self.key_view.start()
         if not background:
             return
-        tailer = KeyViewTailer(self.key_view, self.wakeup, poll_interval=self.settings.poll_interval_seconds)
+        tailer = KeyViewTailer(
+            self.key_view,
+            self.wakeup,
+            poll_interval=self.settings.poll_interval_seconds,
+            checker=self.key_view_checker,
+            check_interval=self.settings.key_view_check_interval_seconds,
+        )
         self._background = [self.usage, tailer, self.runner]
         if not self.settings.is_embedded:
             self._background.append(

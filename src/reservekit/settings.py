@@ -29,6 +29,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_json: bool = True
     poll_interval_seconds: float = 1.0
     key_cache_size: int = 100_000
+    # How often each replica compares its in-memory key view with the log, and how many keys per check.
+    key_view_check_interval_seconds: float = 30.0
+    key_view_check_sample: int = 256
     failed_auth_per_ip_per_minute: int = 30
     max_body_bytes: int = 64 * 1024
     # Benchmarks only: serve GET /bench/v1/services for this account with no authentication at all.
@@ -115,6 +118,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     numeric: dict[str, tuple[str, type[int] | type[float]]] = {
         "RESERVEKIT_POLL_INTERVAL_SECONDS": ("poll_interval_seconds", float),
         "RESERVEKIT_KEY_CACHE_SIZE": ("key_cache_size", int),
+        "RESERVEKIT_KEY_VIEW_CHECK_INTERVAL_SECONDS": ("key_view_check_interval_seconds", float),
+        "RESERVEKIT_KEY_VIEW_CHECK_SAMPLE": ("key_view_check_sample", int),
         "RESERVEKIT_FAILED_AUTH_PER_IP_PER_MINUTE": ("failed_auth_per_ip_per_minute", int),
         "RESERVEKIT_MAX_BODY_BYTES": ("max_body_bytes", int),
     }

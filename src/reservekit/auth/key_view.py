@@ -2,27 +2,34 @@
 
 A known key is answered from memory. A miss maps the hash to a key id through the ``api_keys``
 projection and folds that key's own stream from the log, so a key created on another replica is found
-on first use, and the answer never depends on how far the projection has caught up. Events are applied
-by position, idempotently, so the tailer and the miss path can overlap without double-applying.
+on first use, and the answer never depends on how far the projection has caught up.
+
+The view's cursor (``position``, ``head_hash``) only ever advances over a gapless prefix of the log:
+each event it moves over must carry ``prev_hash == head_hash``, the hash chain doing the bookkeeping.
+This replica's own appends are applied to cached entries at once (a revocation holds for the very next
+request) but move the cursor only when they follow on directly; otherwise the tailer reads the gap.
+Events are applied per key by position, idempotently, so the tailer, the miss path and the writer's own
+appends may overlap in any order without losing or double-applying anything.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
-from collections.abc import Sequence
+import itertools
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections import api_keys
-from reservekit.db import DatabaseUnavailable, read_transaction
+from reservekit.db import read_transaction
 from reservekit.domain.accounts import fold_account
 from reservekit.domain.keys import KeyState, fold_key
-from reservekit.events.store import head_position_in, read_after_in, read_stream_in
-from reservekit.events.tables import projection_checkpoints
+from reservekit.events.chain import GENESIS_HASH
+from reservekit.events.store import read_after_in, read_stream_in
+from reservekit.events.tables import events, projection_checkpoints
 from reservekit.events.types import (
     AccountOpened,
     AccountPlanChanged,
@@ -32,9 +39,11 @@ from reservekit.events.types import (
     LeakReported,
     RecordedEvent,
 )
-from reservekit.projecting.wakeup import WakeUp, stop_loop, wait_for_wakeup
 
 log = structlog.get_logger(__name__)
+
+# Own appends remembered for a miss that was reading the database while they were applied.
+_RECENT_OWN_EVENTS = 4096
 
 
 class CachedKey:
@@ -63,6 +72,13 @@ class CachedKey:
         self.operator = "platform:admin" in self.scopes
         self.rotated = state.rotated_to is not None
 
+    def same_as(self, other: CachedKey) -> bool:
+        return all(getattr(self, name) == getattr(other, name) for name in CachedKey.__slots__)
+
+
+class LogMismatch(Exception):
+    """The log does not continue the prefix this view applied: an event was skipped, or the log changed."""
+
 
 class KeyView:
     def __init__(self, engine: AsyncEngine, *, capacity: int = 100_000) -> None:
@@ -70,16 +86,33 @@ class KeyView:
         self._capacity = capacity
         self._by_hash: OrderedDict[str, CachedKey] = OrderedDict()
         self._hash_by_id: dict[str, str] = {}
-        # Plans are few and small: every account ever seen stays in memory.
-        self._plans: dict[str, str] = {}
+        # Plans are few and small: every account ever seen stays in memory, with the position that set it.
+        self._plans: dict[str, tuple[int, str]] = {}
         self._lock = asyncio.Lock()
+        self._own_seq = itertools.count(1)
+        self._own_recent: deque[tuple[int, RecordedEvent]] = deque(maxlen=_RECENT_OWN_EVENTS)
+        self._own_last = 0
         self.position = 0
+        self.head_hash = GENESIS_HASH
+        # The last cursor the self-check found equal to the log: where a heal re-reads from.
+        self.verified_position = 0
+        self.verified_hash = GENESIS_HASH
+        self.mismatches = 0
+        self.heals = 0
         self._started_at = 0
 
     async def start(self) -> None:
         """Begin at the log head: older keys are loaded lazily on first use."""
         async with read_transaction(self._engine) as conn:
-            self.position = self._started_at = await head_position_in(conn)
+            head = (
+                await conn.execute(
+                    select(events.c.position, events.c.hash).order_by(events.c.position.desc()).limit(1)
+                )
+            ).first()
+        if head is not None:
+            self.position, self.head_hash = int(head.position), str(head.hash)
+        self._started_at = self.position
+        self.verified_position, self.verified_hash = self.position, self.head_hash
 
     def get(self, key_hash: str) -> CachedKey | None:
         """The hot path: a dictionary lookup, no I/O."""
@@ -89,18 +122,23 @@ class KeyView:
         return entry
 
     def plan_of(self, account_id: str) -> str | None:
-        return self._plans.get(account_id)
+        known = self._plans.get(account_id)
+        return known[1] if known else None
 
     async def resolve_plan(self, account_id: str) -> str | None:
         async with read_transaction(self._engine) as conn:
-            account = fold_account(await read_stream_in(conn, account_id))
+            history = await read_stream_in(conn, account_id)
+        account = fold_account(history)
         if account is None:
             return None
-        self._plans.setdefault(account_id, account.plan)
-        return self._plans[account_id]
+        self._set_plan(account_id, history[-1].position, account.plan)
+        return self.plan_of(account_id)
 
     def __len__(self) -> int:
         return len(self._by_hash)
+
+    def cached(self) -> list[tuple[str, CachedKey]]:
+        return list(self._by_hash.items())
 
     async def resolve(self, key_hash: str) -> CachedKey | None:
         """A miss: catch up with the log, then look the key up in the database."""
@@ -109,16 +147,33 @@ class KeyView:
             entry = self._by_hash.get(key_hash)
             if entry is not None:
                 return entry
+            own_before = self._own_last
             async with read_transaction(self._engine) as conn:
                 key_id = await self._key_id_for(conn, key_hash)
                 state = fold_key(await read_stream_in(conn, key_id)) if key_id else None
                 if state is not None and state.account_id not in self._plans:
-                    account = fold_account(await read_stream_in(conn, state.account_id))
+                    history = await read_stream_in(conn, state.account_id)
+                    account = fold_account(history)
                     if account is not None:
-                        self._plans[account.account_id] = account.plan
+                        self._set_plan(account.account_id, history[-1].position, account.plan)
             if state is None:
                 return None
-            return self._remember(key_hash, CachedKey(state))
+            entry = self._remember(key_hash, CachedKey(state))
+            # This replica may have appended (say) a revocation of this key while the fold was being
+            # read; it found no entry to change then, so it is applied now. The tailer would also
+            # re-read it, but only after this request: the next one must already see it.
+            if not self._replay_own_since(own_before, entry.key_id):
+                self._forget(entry.key_id)  # too many to tell: answer this once, fold again next time
+            return entry
+
+    def _replay_own_since(self, seq: int, key_id: str) -> bool:
+        """Apply own appends recorded after ``seq`` to ``key_id``; False when some were forgotten."""
+        if seq < self._own_last - len(self._own_recent):
+            return False
+        self._apply_to_entries(
+            recorded for n, recorded in self._own_recent if n > seq and recorded.stream_id == key_id
+        )
+        return True
 
     async def _key_id_for(self, conn: AsyncConnection, key_hash: str) -> str | None:
         keys = api_keys.PROJECTION.live.keys
@@ -150,12 +205,62 @@ class KeyView:
             self._hash_by_id.pop(evicted.key_id, None)
         return entry
 
-    def apply(self, batch: Sequence[RecordedEvent]) -> None:
-        """Apply committed events; safe to call twice with the same events."""
+    def _forget(self, key_id: str) -> None:
+        key_hash = self._hash_by_id.pop(key_id, None)
+        if key_hash is not None:
+            self._by_hash.pop(key_hash, None)
+
+    def replace(self, key_hash: str, state: KeyState) -> None:
+        """Heal one entry from a fresh fold of its stream."""
+        self._forget(state.key_id)
+        self._remember(key_hash, CachedKey(state))
+
+    def plans(self) -> list[tuple[str, tuple[int, str]]]:
+        return list(self._plans.items())
+
+    def replace_plan(self, account_id: str, position: int, plan: str) -> None:
+        self._plans[account_id] = (position, plan)
+
+    def _set_plan(self, account_id: str, position: int, plan: str) -> None:
+        known = self._plans.get(account_id)
+        if known is None or position > known[0]:
+            self._plans[account_id] = (position, plan)
+
+    def apply_own(self, batch: Sequence[RecordedEvent]) -> None:
+        """This replica's committed append: effective at once, cursor moved only if it follows on.
+
+        While a miss or a catch-up is reading (the lock is held), the cursor is left alone: their reads
+        may predate this commit, and the tailer re-reads what the cursor has not passed.
+        """
+        for recorded in batch:
+            self._own_last = next(self._own_seq)
+            self._own_recent.append((self._own_last, recorded))
+        self._apply_to_entries(batch)
+        if not self._lock.locked() and batch and batch[0].prev_hash == self.head_hash:
+            self._advance(batch)
+
+    def apply_committed(self, batch: Sequence[RecordedEvent]) -> None:
+        """Events read from the log after ``position``, in order: they must continue the applied prefix."""
+        if batch and batch[0].prev_hash != self.head_hash:
+            raise LogMismatch(
+                f"event {batch[0].position} does not follow position {self.position} of this view"
+            )
+        self._apply_to_entries(batch)
+        self._advance(batch)
+
+    def _advance(self, batch: Sequence[RecordedEvent]) -> None:
+        head = self.head_hash
+        for recorded in batch:
+            if recorded.prev_hash != head:  # a batch is contiguous by construction; never skip within it
+                raise LogMismatch(f"event {recorded.position} breaks the chain inside a batch")
+            head = recorded.hash
+        self.position, self.head_hash = batch[-1].position, head
+
+    def _apply_to_entries(self, batch: Iterable[RecordedEvent]) -> None:
         for recorded in batch:
             event = recorded.data
             if isinstance(event, AccountOpened | AccountPlanChanged):
-                self._plans[event.account_id] = event.plan
+                self._set_plan(event.account_id, recorded.position, event.plan)
             elif isinstance(event, KeyCreated):
                 if event.key_hash not in self._by_hash:
                     state = fold_key([recorded])
@@ -174,7 +279,6 @@ class KeyView:
                     else:
                         entry.revoked = True
                     entry.position = recorded.position
-            self.position = max(self.position, recorded.position)
 
     async def catch_up(self) -> None:
         async with self._lock:
@@ -186,34 +290,35 @@ class KeyView:
                 batch = await read_after_in(conn, self.position, limit=1000)
             if not batch:
                 return
-            self.apply(batch)
+            try:
+                self.apply_committed(batch)
+            except LogMismatch as exc:
+                self.mismatches += 1
+                log.error("key_view_log_mismatch", error=str(exc), position=self.position)
+                await self.heal_locked()
 
+    async def heal_locked(self) -> None:
+        """Re-read from the last verified cursor: re-applying from there is idempotent per key."""
+        self.heals += 1
+        if self.position != self.verified_position:
+            self.position, self.head_hash = self.verified_position, self.verified_hash
+            return
+        # Even the verified point is not continued: the log itself changed under this view (see
+        # `reservekit audit verify`). Drop everything and start again at the head; each key is then
+        # folded from the log on its next use.
+        self._by_hash.clear()
+        self._hash_by_id.clear()
+        self._plans.clear()
+        await self.start()
 
-class KeyViewTailer:
-    """Background task: applies new lifecycle events to the view on every wake-up or poll."""
+    def mark_verified(self, position: int, hash_: str) -> None:
+        self.verified_position, self.verified_hash = position, hash_
 
-    def __init__(self, view: KeyView, wakeup: WakeUp, *, poll_interval: float) -> None:
-        self._view = view
-        self._wakeup = wakeup
-        self._poll_interval = poll_interval
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="reservekit-key-view")
-
-    async def stop(self) -> None:
-        await stop_loop(self._task, self._stopping, self._wakeup.notify)
-        self._task = None
-
-    async def _run(self) -> None:
-        waiter = self._wakeup.subscribe()
-        try:
-            while not self._stopping.is_set():
-                try:
-                    await self._view.catch_up()
-                except (DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
-                    log.warning("key_view_catch_up_failed", error=str(exc))
-                await wait_for_wakeup(waiter, self._poll_interval)
-        finally:
-            self._wakeup.unsubscribe(waiter)
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held while the cursor is read and moved; the self-check takes it too."""
+        return self._lock

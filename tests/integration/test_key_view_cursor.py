@@ -1,0 +1,184 @@
+"""The key view's cursor never passes an event it has not applied (issue 16).
+
+Two replicas share one database. The interleavings that lost revocations are forced step by step:
+no background tasks run, and each test calls what the tailer would call, when it would call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from reservekit.auth import key_view as key_view_module
+from reservekit.auth.authenticator import AuthResult
+from reservekit.events.types import Metadata
+from reservekit.runtime import Runtime
+from reservekit.settings import Settings
+from reservekit.usecases.accounts import change_plan, open_account
+from reservekit.usecases.keys import create_key, revoke_key, rotate_key
+
+CLI = Metadata(source="cli")
+
+
+@pytest.fixture
+async def replicas(settings: Settings) -> AsyncIterator[tuple[Runtime, Runtime]]:
+    a, b = Runtime.build(settings), Runtime.build(settings)
+    await a.start(background=False)
+    await b.start(background=False)
+    yield a, b
+    await a.stop()
+    await b.stop()
+
+
+async def authenticate(runtime: Runtime, secret: str) -> AuthResult:
+    return await runtime.authenticator.authenticate(
+        authorization=f"Bearer {secret}",
+        origin=None,
+        referer=None,
+        required_scopes=None,
+        client_ip="203.0.113.7",
+    )
+
+
+async def _revoke(a: Runtime, account_id: str, key_id: str) -> None:
+    await revoke_key(a.authority, account_id=account_id, key_id=key_id, reason="test", metadata=CLI)
+
+
+async def _rotate(a: Runtime, account_id: str, key_id: str) -> None:
+    await rotate_key(a.authority, account_id=account_id, key_id=key_id, grace_period_seconds=0, metadata=CLI)
+
+
+@pytest.mark.parametrize(
+    ("write_on_a", "refusal"), [(_revoke, "revoked"), (_rotate, "expired")], ids=["revoke", "rotate"]
+)
+async def test_a_replica_appending_right_after_another_still_applies_the_others_event(
+    replicas: tuple[Runtime, Runtime],
+    write_on_a: Callable[[Runtime, str, str], Any],
+    refusal: str,
+) -> None:
+    a, b = replicas
+    account, issued = await open_account(a.authority, name="Acme", metadata=CLI)
+    assert (await authenticate(b, issued.secret)).outcome == "ok"  # B now holds the key in memory
+    before = b.key_view.position
+
+    await write_on_a(a, account.account_id, issued.key.key_id)  # position p, on A
+    await create_key(b.authority, account_id=account.account_id, name="other", metadata=CLI)  # p + 1, on B
+
+    # B's own append does not follow B's cursor, so the cursor stays where B's tailer left it ...
+    assert b.key_view.position == before
+    # ... and the tailer's next read (a wake-up or a poll) brings A's event.
+    await b.key_view.catch_up()
+    assert (await authenticate(b, issued.secret)).outcome == refusal
+    assert b.key_view.mismatches == 0
+
+
+async def test_a_plan_change_written_elsewhere_is_not_skipped_either(
+    replicas: tuple[Runtime, Runtime],
+) -> None:
+    a, b = replicas
+    account, issued = await open_account(a.authority, name="Acme", metadata=CLI)
+    assert (await authenticate(b, issued.secret)).outcome == "ok"
+    assert b.key_view.plan_of(account.account_id) == "free"
+
+    await change_plan(a.authority, account_id=account.account_id, plan="pro", metadata=CLI)
+    await create_key(b.authority, account_id=account.account_id, name="other", metadata=CLI)
+    await b.key_view.catch_up()
+
+    assert b.key_view.plan_of(account.account_id) == "pro"
+
+
+async def test_own_appends_that_follow_on_move_the_cursor(replicas: tuple[Runtime, Runtime]) -> None:
+    a, _ = replicas
+    account, _issued = await open_account(a.authority, name="Acme", metadata=CLI)
+    assert a.key_view.position == await a.store.head()
+    await create_key(a.authority, account_id=account.account_id, name="next", metadata=CLI)
+    assert a.key_view.position == await a.store.head()
+
+
+async def test_a_revocation_written_while_a_miss_reads_the_key_holds_for_the_next_request(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A miss folds the key from a snapshot taken before this replica's own revocation committed."""
+    b = Runtime.build(settings)
+    await b.start(background=False)
+    account, _ = await open_account(b.authority, name="Acme", metadata=CLI)
+    issued = await create_key(b.authority, account_id=account.account_id, name="k", metadata=CLI)
+    a = Runtime.build(settings)  # starts after the key exists: its first use is a miss on A
+    await a.start(background=False)
+
+    real_read = key_view_module.read_stream_in
+    folded, proceed = asyncio.Event(), asyncio.Event()
+
+    async def read_then_wait(conn: Any, stream_id: str) -> Any:
+        history = await real_read(conn, stream_id)
+        if stream_id == issued.key.key_id:
+            folded.set()
+            await proceed.wait()
+        return history
+
+    monkeypatch.setattr(key_view_module, "read_stream_in", read_then_wait)
+    first_use = asyncio.create_task(authenticate(a, issued.secret))
+    await folded.wait()
+    await _revoke(a, account.account_id, issued.key.key_id)  # on A, while A's miss holds an older fold
+    proceed.set()
+    assert (await first_use).outcome in {"ok", "revoked"}  # it raced the revocation: either answer is fair
+    assert (await authenticate(a, issued.secret)).outcome == "revoked"
+    await a.stop()
+    await b.stop()
+
+
+async def test_an_own_append_during_a_catch_up_neither_moves_the_cursor_nor_looks_like_a_gap(
+    replicas: tuple[Runtime, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = replicas
+    account, _ = await open_account(a.authority, name="Acme", metadata=CLI)
+    start = a.key_view.position
+    real_read = key_view_module.read_after_in
+    reading, proceed = asyncio.Event(), asyncio.Event()
+
+    async def wait_then_read(conn: Any, position: int, **kwargs: Any) -> Any:
+        reading.set()
+        await proceed.wait()
+        return await real_read(conn, position, **kwargs)
+
+    monkeypatch.setattr(key_view_module, "read_after_in", wait_then_read)
+    catching_up = asyncio.create_task(a.key_view.catch_up())
+    await reading.wait()
+    await create_key(a.authority, account_id=account.account_id, name="during", metadata=CLI)
+    assert a.key_view.position == start
+    proceed.set()
+    monkeypatch.setattr(key_view_module, "read_after_in", real_read)
+    await catching_up
+    assert a.key_view.position == start + 1
+    assert a.key_view.mismatches == 0
+
+
+async def test_a_plan_read_from_an_older_snapshot_never_replaces_a_newer_plan(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    b = Runtime.build(settings)
+    await b.start(background=False)
+    account, _ = await open_account(b.authority, name="Acme", metadata=CLI)
+    a = Runtime.build(settings)  # has never seen the account: its plan is read on demand
+    await a.start(background=False)
+    real_read = key_view_module.read_stream_in
+    read, proceed = asyncio.Event(), asyncio.Event()
+
+    async def read_then_wait(conn: Any, stream_id: str) -> Any:
+        history = await real_read(conn, stream_id)
+        read.set()
+        await proceed.wait()
+        return history
+
+    monkeypatch.setattr(key_view_module, "read_stream_in", read_then_wait)
+    resolving = asyncio.create_task(a.key_view.resolve_plan(account.account_id))
+    await read.wait()
+    await change_plan(a.authority, account_id=account.account_id, plan="pro", metadata=CLI)
+    proceed.set()
+    await resolving
+    assert a.key_view.plan_of(account.account_id) == "pro"
+    await a.stop()
+    await b.stop()
