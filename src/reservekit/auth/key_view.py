@@ -143,7 +143,7 @@ class KeyView:
     async def resolve(self, key_hash: str) -> CachedKey | None:
         """A miss: catch up with the log, then look the key up in the database."""
         async with self._lock:
-            await self._catch_up_locked()
+            await self.catch_up_locked()
             entry = self._by_hash.get(key_hash)
             if entry is not None:
                 return entry
@@ -237,24 +237,26 @@ class KeyView:
             self._own_recent.append((self._own_last, recorded))
         self._apply_to_entries(batch)
         if not self._lock.locked() and batch and batch[0].prev_hash == self.head_hash:
-            self._advance(batch)
+            self.position, self.head_hash = batch[-1].position, self._chain_end(batch)
 
     def apply_committed(self, batch: Sequence[RecordedEvent]) -> None:
         """Events read from the log after ``position``, in order: they must continue the applied prefix."""
-        if batch and batch[0].prev_hash != self.head_hash:
-            raise LogMismatch(
-                f"event {batch[0].position} does not follow position {self.position} of this view"
-            )
+        if not batch:
+            return
+        head = self._chain_end(batch)
         self._apply_to_entries(batch)
-        self._advance(batch)
+        self.position, self.head_hash = batch[-1].position, head
 
-    def _advance(self, batch: Sequence[RecordedEvent]) -> None:
+    def _chain_end(self, batch: Sequence[RecordedEvent]) -> str:
+        """The head hash after ``batch``, which must continue this view's chain event by event."""
         head = self.head_hash
         for recorded in batch:
-            if recorded.prev_hash != head:  # a batch is contiguous by construction; never skip within it
-                raise LogMismatch(f"event {recorded.position} breaks the chain inside a batch")
+            if recorded.prev_hash != head:
+                raise LogMismatch(
+                    f"event {recorded.position} does not follow this view's position {self.position}"
+                )
             head = recorded.hash
-        self.position, self.head_hash = batch[-1].position, head
+        return head
 
     def _apply_to_entries(self, batch: Iterable[RecordedEvent]) -> None:
         for recorded in batch:
@@ -282,9 +284,9 @@ class KeyView:
 
     async def catch_up(self) -> None:
         async with self._lock:
-            await self._catch_up_locked()
+            await self.catch_up_locked()
 
-    async def _catch_up_locked(self) -> None:
+    async def catch_up_locked(self) -> None:
         while True:
             async with read_transaction(self._engine) as conn:
                 batch = await read_after_in(conn, self.position, limit=1000)

@@ -74,6 +74,7 @@ class KeyViewChecker:
                     verified_position=view.verified_position,
                 )
                 await view.heal_locked()
+                await view.catch_up_locked()
                 healed = True
                 cursor_ok, head = await self._cursor_matches()
             if cursor_ok:
