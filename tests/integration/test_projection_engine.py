@@ -158,10 +158,15 @@ async def test_listen_notify_wakes_another_replica_long_before_its_poll(postgres
         await open_accounts(EventStore(writer_engine), ["free"])
         await _until(lambda: counts(reader_engine), {"free": 1}, within=2)
         # The listener's connection is killed: it reconnects and the next event still wakes the runner.
+        # Only this test's database: other runs on the same server keep their listeners.
         async with writer_engine.connect() as conn:
-            await conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+                )
             )
+        assert killed == 1
         await asyncio.sleep(0.5)
         await asyncio.wait_for(listener.connected.wait(), 5)
         await open_accounts(EventStore(writer_engine), ["pro"], start=1)
