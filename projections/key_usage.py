@@ -20,14 +20,10 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, litera
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections._upsert import upsert_many
-from reservekit.clock import from_micros
+from reservekit.clock import MINUTE_US, from_micros
 from reservekit.projecting.sources import USAGE
 from reservekit.projecting.spec import Projection
 from reservekit.usage.records import UsageRecord
-
-MINUTE_US = 60_000_000
-HOUR_US = 60 * MINUTE_US
-DAY_US = 24 * HOUR_US
 
 
 class KeyUsageTables(NamedTuple):

@@ -22,7 +22,8 @@ from reservekit.detectors.rules import LEAKED_KEY_REPORTED, RULES, key_subject
 from reservekit.events.types import FlagResolved, LeakReported, RecordedEvent
 from reservekit.projecting.spec import Projection
 
-MAX_SOURCE_CHARS = 500
+EVIDENCE_SOURCE_CHARS = 500
+"""A flag's evidence shows the start of the reported source; the event keeps it whole (2000 chars)."""
 _RESOLUTION_FIELDS = (
     "account_id",
     "resolved_at_us",
@@ -66,7 +67,7 @@ async def apply(conn: AsyncConnection, tables: LeakFlagTables, batch: Sequence[R
             subject = key_subject(event.key_id)
             ip = recorded.metadata.client_ip
             evidence = {
-                "source": (event.source or "")[:MAX_SOURCE_CHARS] or None,
+                "source": (event.source or "")[:EVIDENCE_SOURCE_CHARS] or None,
                 "reported_from": ip,
                 "reported_by": recorded.metadata.actor_key_id or "anonymous",
             }

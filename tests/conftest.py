@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reservekit.db import create_engine
-from reservekit.events.store import EventStore
+from reservekit.events.store import SqlEventStore
 from reservekit.migrate import upgrade_to_head
 from reservekit.settings import Settings
 
@@ -133,8 +133,8 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def store(engine: AsyncEngine) -> EventStore:
-    return EventStore(engine)
+def store(engine: AsyncEngine) -> SqlEventStore:
+    return SqlEventStore(engine)
 
 
 @pytest.fixture

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+import msgspec
+
+# Time units in integer microseconds, the unit every stored instant and duration uses.
+SECOND_US = 1_000_000
+MINUTE_US = 60 * SECOND_US
+HOUR_US = 60 * MINUTE_US
+DAY_US = 24 * HOUR_US
 
 
 class Clock(Protocol):
@@ -43,8 +52,31 @@ class FakeClock:
 def to_micros(moment: datetime) -> int:
     """Exact integer storage for instants: identical on SQLite and PostgreSQL, so hashes stay stable."""
     delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (delta.days * 86_400 + delta.seconds) * SECOND_US + delta.microseconds
+
+
+def seconds_to_micros(seconds: float) -> int:
+    """A duration or a ``time.time()`` reading in whole microseconds (rounded, not truncated)."""
+    return round(seconds * SECOND_US)
 
 
 def from_micros(micros: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+# An unencoded "+" in a query string arrives as a space: "…T12:00:00 02:00" means "…T12:00:00+02:00".
+_SPACE_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$")
+
+
+def parse_instant(text: str) -> datetime:
+    """An RFC 3339 timestamp with its UTC offset; ``ValueError`` says what is wrong, in one sentence.
+
+    The API's query parameters and the CLI's options both read instants with this.
+    """
+    try:
+        moment = msgspec.convert(_SPACE_OFFSET.sub(r"\1+\2", text.strip()), datetime)
+    except msgspec.ValidationError:
+        raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-06-01T12:00:00Z") from None
+    if moment.tzinfo is None:
+        raise ValueError("needs a UTC offset (Z or ±HH:MM)")
+    return moment

@@ -1,4 +1,9 @@
-"""The composition root: builds every adapter once from Settings and starts/stops the background tasks."""
+"""The composition root: builds every adapter once from Settings and starts/stops the background tasks.
+
+Like cosmicpython's ``bootstrap``, this is the only place that knows which adapter fills which port:
+the command handlers get a ``HandlerDependencies``, the web layer a ``WebServices``, and neither sees
+the ``Runtime`` itself.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,23 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import projections
+from reservekit.audit.flags import flag_lookup
 from reservekit.auth.authenticator import Authenticator
 from reservekit.auth.key_view import KeyView
 from reservekit.auth.key_view_follower import KeyViewChecker, KeyViewTailer
+from reservekit.background import PostgresListener, WakeUp
 from reservekit.clock import Clock, SystemClock
 from reservekit.db import create_engine
-from reservekit.events.store import NOTIFY_CHANNEL, EventStore
+from reservekit.events.store import NOTIFY_CHANNEL, SqlEventStore
 from reservekit.keys.tokens import KeyHasher, load_or_create_pepper, parse_pepper
 from reservekit.metrics import Metrics
 from reservekit.migrate import upgrade_to_head_async
 from reservekit.projecting.runner import ProjectionRunner
-from reservekit.projecting.wakeup import PostgresListener, WakeUp
 from reservekit.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
 from reservekit.settings import Settings, SettingsError
 from reservekit.usage.writer import UsageWriter
-from reservekit.usecases.context import Authority
+from reservekit.usecases.application import Application
+from reservekit.usecases.dependencies import HandlerDependencies
 
 log = structlog.get_logger(__name__)
 
@@ -58,8 +65,8 @@ class Runtime:
         self,
         settings: Settings,
         engine: AsyncEngine,
-        store: EventStore,
-        authority: Authority,
+        store: SqlEventStore,
+        application: Application,
         wakeup: WakeUp,
         key_view: KeyView,
         runner: ProjectionRunner,
@@ -70,7 +77,7 @@ class Runtime:
         self.settings = settings
         self.engine = engine
         self.store = store
-        self.authority = authority
+        self.application = application
         self.wakeup = wakeup
         self.key_view = key_view
         self.runner = runner
@@ -85,15 +92,18 @@ class Runtime:
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
         clock = clock or SystemClock()
         engine = create_engine(settings.effective_database_url)
-        store = EventStore(engine, clock)
+        store = SqlEventStore(engine, clock)
         wakeup = WakeUp()
         key_view = KeyView(engine, capacity=settings.key_cache_size)
         # The writing replica applies its own events at once: a revocation holds for the very next request.
         store.on_append(key_view.apply_own)
         store.on_append(wakeup.notify)
-        authority = Authority(
-            store=store, hasher=KeyHasher(load_pepper(settings)), clock=clock, plans=settings.plans
-        )
+        hasher = KeyHasher(load_pepper(settings))
+
+        async def key_id_for_hash(key_hash: str) -> str | None:
+            key = key_view.get(key_hash) or await key_view.resolve(key_hash)
+            return key.key_id if key is not None else None
+
         runner = ProjectionRunner(
             engine,
             projections.build_all(settings),
@@ -101,16 +111,29 @@ class Runtime:
             poll_interval=settings.poll_interval_seconds,
             clock=clock,
         )
+        application = Application(
+            HandlerDependencies(
+                store=store,
+                hasher=hasher,
+                clock=clock,
+                plans=settings.plans,
+                key_id_for_hash=key_id_for_hash,
+                flag_for=flag_lookup(engine),
+            ),
+            read_models=runner,
+        )
         authenticator = Authenticator(
             key_view,
-            authority.hasher,
+            hasher,
             clock,
             plans=settings.plans,
             account_limiter=build_rate_limiter(settings),
             failures_per_ip_per_minute=settings.failed_auth_per_ip_per_minute,
         )
         usage = UsageWriter(engine, clock, on_written=wakeup.notify)
-        return cls(settings, engine, store, authority, wakeup, key_view, runner, clock, authenticator, usage)
+        return cls(
+            settings, engine, store, application, wakeup, key_view, runner, clock, authenticator, usage
+        )
 
     async def start(self, *, migrate: bool = False, background: bool = True) -> None:
         if migrate:
@@ -135,12 +158,9 @@ class Runtime:
         for task in self._background:
             task.start()
 
-    async def refresh_projections(self, *, lifecycle_only: bool = False) -> None:
-        """Read-your-writes: after a write, this replica's listings reflect it before the response.
-
-        Writes through the API pass ``lifecycle_only``: key and account views, not usage or flags.
-        """
-        await self.runner.run_all_once(source="events" if lifecycle_only else None)
+    async def refresh_projections(self) -> None:
+        """Catch every projection up now (tests and one-shot commands; writes wait by themselves)."""
+        await self.runner.run_all_once()
 
     async def stop(self) -> None:
         for task in reversed(self._background):

@@ -17,14 +17,14 @@ from reservekit.audit.checkpoint import (
     read_checkpoint,
     sign_checkpoint,
 )
-from reservekit.events.store import EventStore, StreamWrite
+from reservekit.events.store import SqlEventStore, StreamWrite
 from reservekit.events.types import AccountOpened, Metadata
 from reservekit.events.verify import verify_chain
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-async def open_accounts(store: EventStore, n: int, start: int = 0) -> None:
+async def open_accounts(store: SqlEventStore, n: int, start: int = 0) -> None:
     for i in range(start, start + n):
         event = AccountOpened(account_id=f"acct_{i}", name="n", plan="free")
         await store.append([StreamWrite(f"acct_{i}", 0, [event])], Metadata())
@@ -40,7 +40,7 @@ async def write_checkpoint(engine: AsyncEngine, tmp_path: Path) -> Path:
 
 
 async def test_a_growing_log_still_holds_its_checkpoint(
-    store: EventStore, engine: AsyncEngine, tmp_path: Path
+    store: SqlEventStore, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     await open_accounts(store, 3)
     path = await write_checkpoint(engine, tmp_path)
@@ -48,7 +48,7 @@ async def test_a_growing_log_still_holds_its_checkpoint(
     assert await check_against_log(engine, read_checkpoint(path)) is None
 
 
-async def test_a_truncated_log_is_caught(store: EventStore, engine: AsyncEngine, tmp_path: Path) -> None:
+async def test_a_truncated_log_is_caught(store: SqlEventStore, engine: AsyncEngine, tmp_path: Path) -> None:
     await open_accounts(store, 3)
     path = await write_checkpoint(engine, tmp_path)
     async with engine.begin() as conn:
@@ -64,7 +64,7 @@ async def test_a_truncated_log_is_caught(store: EventStore, engine: AsyncEngine,
     assert "truncated" in problem
 
 
-async def test_a_rechained_log_is_caught(store: EventStore, engine: AsyncEngine, tmp_path: Path) -> None:
+async def test_a_rechained_log_is_caught(store: SqlEventStore, engine: AsyncEngine, tmp_path: Path) -> None:
     await open_accounts(store, 2)
     path = await write_checkpoint(engine, tmp_path)
     async with engine.begin() as conn:
@@ -79,7 +79,7 @@ async def test_a_rechained_log_is_caught(store: EventStore, engine: AsyncEngine,
 
 
 async def test_an_edited_or_re_signed_checkpoint_is_refused(
-    store: EventStore, engine: AsyncEngine, tmp_path: Path
+    store: SqlEventStore, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     await open_accounts(store, 2)
     path = await write_checkpoint(engine, tmp_path)

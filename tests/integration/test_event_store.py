@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reservekit.db import create_engine
 from reservekit.events.chain import GENESIS_HASH
-from reservekit.events.store import ConcurrencyConflict, EventStore, StreamWrite
+from reservekit.events.store import ConcurrencyConflict, SqlEventStore, StreamWrite
 from reservekit.events.types import AccountOpened, AccountPlanChanged, Metadata
 from reservekit.events.verify import verify_chain
 
@@ -24,7 +24,7 @@ def opened(account_id: str) -> AccountOpened:
     return AccountOpened(account_id=account_id, name=f"name {account_id}", plan="free")
 
 
-async def test_append_assigns_gapless_positions_and_stream_versions(store: EventStore) -> None:
+async def test_append_assigns_gapless_positions_and_stream_versions(store: SqlEventStore) -> None:
     await store.append([StreamWrite("acct_a", 0, [opened("acct_a")])], META)
     await store.append([StreamWrite("acct_b", 0, [opened("acct_b")])], META)
     await store.append(
@@ -42,7 +42,7 @@ async def test_append_assigns_gapless_positions_and_stream_versions(store: Event
     assert await store.read_after(2) == everything[2:]
 
 
-async def test_stale_expected_version_raises_and_writes_nothing(store: EventStore) -> None:
+async def test_stale_expected_version_raises_and_writes_nothing(store: SqlEventStore) -> None:
     await store.append([StreamWrite("acct_a", 0, [opened("acct_a")])], META)
     with pytest.raises(ConcurrencyConflict) as info:
         # The first write would be fine; the second is stale: the whole append must be refused.
@@ -53,7 +53,7 @@ async def test_stale_expected_version_raises_and_writes_nothing(store: EventStor
     assert [e.stream_id for e in await store.read_after(0)] == ["acct_a"]
 
 
-async def test_events_form_a_hash_chain_from_genesis(store: EventStore, engine: AsyncEngine) -> None:
+async def test_events_form_a_hash_chain_from_genesis(store: SqlEventStore, engine: AsyncEngine) -> None:
     for name in ("acct_a", "acct_b", "acct_c"):
         await store.append([StreamWrite(name, 0, [opened(name)])], META)
     recorded = await store.read_after(0)
@@ -67,7 +67,7 @@ async def test_events_form_a_hash_chain_from_genesis(store: EventStore, engine: 
 
 @pytest.mark.parametrize("statement", ["UPDATE events SET type = 'x'", "DELETE FROM events"])
 async def test_database_refuses_update_and_delete_on_the_log(
-    store: EventStore, engine: AsyncEngine, statement: str
+    store: SqlEventStore, engine: AsyncEngine, statement: str
 ) -> None:
     await store.append([StreamWrite("acct_a", 0, [opened("acct_a")])], META)
     with pytest.raises(DBAPIError, match="append-only"):
@@ -87,7 +87,7 @@ async def _tamper(engine: AsyncEngine, statement: str) -> None:
         await conn.execute(text(statement))
 
 
-async def test_verify_names_the_first_rewritten_position(store: EventStore, engine: AsyncEngine) -> None:
+async def test_verify_names_the_first_rewritten_position(store: SqlEventStore, engine: AsyncEngine) -> None:
     for name in ("acct_a", "acct_b", "acct_c", "acct_d"):
         await store.append([StreamWrite(name, 0, [opened(name)])], META)
     await _tamper(engine, "UPDATE events SET data = replace(data, 'free', 'enterprise') WHERE position = 3")
@@ -97,7 +97,7 @@ async def test_verify_names_the_first_rewritten_position(store: EventStore, engi
     assert report.count == 2
 
 
-async def test_verify_names_a_deleted_position(store: EventStore, engine: AsyncEngine) -> None:
+async def test_verify_names_a_deleted_position(store: SqlEventStore, engine: AsyncEngine) -> None:
     for name in ("acct_a", "acct_b", "acct_c"):
         await store.append([StreamWrite(name, 0, [opened(name)])], META)
     await _tamper(engine, "DELETE FROM events WHERE position = 2")
@@ -105,7 +105,7 @@ async def test_verify_names_a_deleted_position(store: EventStore, engine: AsyncE
     assert (report.ok, report.first_bad_position) == (False, 2)
 
 
-async def test_concurrent_appends_to_one_stream_have_exactly_one_winner(store: EventStore) -> None:
+async def test_concurrent_appends_to_one_stream_have_exactly_one_winner(store: SqlEventStore) -> None:
     await store.append([StreamWrite("acct_a", 0, [opened("acct_a")])], META)
     outcomes = await asyncio.gather(
         *(
@@ -126,8 +126,8 @@ async def test_tailing_reader_sees_every_concurrent_append_once_in_order(postgre
     database_url = postgres_url
     writers = [create_engine(database_url, pool_size=2) for _ in range(4)]
     reader_engine = create_engine(database_url, pool_size=2)
-    stores = [EventStore(e) for e in writers]
-    reader = EventStore(reader_engine)
+    stores = [SqlEventStore(e) for e in writers]
+    reader = SqlEventStore(reader_engine)
     appenders, per_appender = 24, 10
     seen: list[int] = []
     done = asyncio.Event()

@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections import key_usage
 from projections.key_usage import DAY_US, HOUR_US, MINUTE_US, KeyUsageTables
+from reservekit.background import WakeUp
 from reservekit.clock import from_micros, to_micros
 from reservekit.db import read_transaction, write_transaction
 from reservekit.projecting.rebuild import position_as_of, rebuild_into, verify_projection
 from reservekit.projecting.runner import ProjectionRunner, apply_next_batch, catch_up
 from reservekit.projecting.spec import AnyProjection, Projection
-from reservekit.projecting.wakeup import WakeUp
 from reservekit.usage.log import append_usage
 from reservekit.usage.records import UsageRecord
 

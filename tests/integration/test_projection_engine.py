@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from reservekit.background import PostgresListener, WakeUp
 from reservekit.db import create_engine, write_transaction
-from reservekit.events.store import NOTIFY_CHANNEL, EventStore, StreamWrite
+from reservekit.events.store import NOTIFY_CHANNEL, SqlEventStore, StreamWrite
 from reservekit.events.tables import projection_checkpoints
 from reservekit.events.types import AccountOpened, Metadata, RecordedEvent
 from reservekit.projecting.rebuild import rebuild_into, replace_live, verify_projection
 from reservekit.projecting.runner import ProjectionRunner, apply_next_batch, catch_up, projection_status
 from reservekit.projecting.spec import AnyProjection, Projection
-from reservekit.projecting.wakeup import PostgresListener, WakeUp
 
 META = Metadata(source="test")
 
@@ -54,7 +54,7 @@ async def apply(conn: AsyncConnection, tables: CountTables, batch: Sequence[Reco
 COUNTS: AnyProjection = Projection(name="test_counts", version=1, define=define, apply=apply)  # type: ignore[arg-type]
 
 
-async def open_accounts(store: EventStore, plans: Sequence[str], start: int = 0) -> None:
+async def open_accounts(store: SqlEventStore, plans: Sequence[str], start: int = 0) -> None:
     for i, plan in enumerate(plans, start=start):
         await store.append(
             [StreamWrite(f"acct_{i}", 0, [AccountOpened(account_id=f"acct_{i}", name="n", plan=plan)])], META
@@ -83,7 +83,7 @@ async def runner(engine: AsyncEngine) -> ProjectionRunner:
 
 
 async def test_runner_applies_rows_and_moves_the_checkpoint(
-    store: EventStore, engine: AsyncEngine, runner: ProjectionRunner
+    store: SqlEventStore, engine: AsyncEngine, runner: ProjectionRunner
 ) -> None:
     await open_accounts(store, ["free", "pro", "free"])
     assert await runner.run_all_once() == 3
@@ -93,7 +93,7 @@ async def test_runner_applies_rows_and_moves_the_checkpoint(
 
 
 async def test_a_crash_mid_batch_leaves_rows_and_checkpoint_untouched(
-    store: EventStore, engine: AsyncEngine, runner: ProjectionRunner
+    store: SqlEventStore, engine: AsyncEngine, runner: ProjectionRunner
 ) -> None:
     await open_accounts(store, ["free", "pro", "explode"])
     with pytest.raises(RuntimeError, match="projection bug"):
@@ -108,7 +108,7 @@ async def test_a_crash_mid_batch_leaves_rows_and_checkpoint_untouched(
 
 
 async def test_two_runners_on_one_database_never_double_count(
-    store: EventStore, database_url: str, runner: ProjectionRunner
+    store: SqlEventStore, database_url: str, runner: ProjectionRunner
 ) -> None:
     other_engine = create_engine(database_url)
     try:
@@ -122,7 +122,7 @@ async def test_two_runners_on_one_database_never_double_count(
 
 
 async def test_background_runner_resumes_after_the_database_drops_its_connections(
-    store: EventStore, engine: AsyncEngine, runner: ProjectionRunner, backend: str
+    store: SqlEventStore, engine: AsyncEngine, runner: ProjectionRunner, backend: str
 ) -> None:
     runner.start()
     try:
@@ -155,7 +155,7 @@ async def test_listen_notify_wakes_another_replica_long_before_its_poll(postgres
         await asyncio.wait_for(listener.connected.wait(), 5)
         runner.start()
         await asyncio.sleep(0.1)
-        await open_accounts(EventStore(writer_engine), ["free"])
+        await open_accounts(SqlEventStore(writer_engine), ["free"])
         await _until(lambda: counts(reader_engine), {"free": 1}, within=2)
         # The listener's connection is killed: it reconnects and the next event still wakes the runner.
         # Only this test's database: other runs on the same server keep their listeners.
@@ -169,7 +169,7 @@ async def test_listen_notify_wakes_another_replica_long_before_its_poll(postgres
         assert killed == 1
         await asyncio.sleep(0.5)
         await asyncio.wait_for(listener.connected.wait(), 5)
-        await open_accounts(EventStore(writer_engine), ["pro"], start=1)
+        await open_accounts(SqlEventStore(writer_engine), ["pro"], start=1)
         await _until(lambda: counts(reader_engine), {"free": 1, "pro": 1}, within=2)
     finally:
         await runner.stop()
@@ -179,7 +179,7 @@ async def test_listen_notify_wakes_another_replica_long_before_its_poll(postgres
 
 
 async def test_verify_matches_a_healthy_projection_and_catches_a_corrupted_one(
-    store: EventStore, engine: AsyncEngine, runner: ProjectionRunner
+    store: SqlEventStore, engine: AsyncEngine, runner: ProjectionRunner
 ) -> None:
     await open_accounts(store, ["free", "pro", "free"])
     await runner.run_all_once()
@@ -192,7 +192,7 @@ async def test_verify_matches_a_healthy_projection_and_catches_a_corrupted_one(
 
 
 async def test_rebuild_until_a_position_leaves_live_tables_alone(
-    store: EventStore, engine: AsyncEngine, runner: ProjectionRunner
+    store: SqlEventStore, engine: AsyncEngine, runner: ProjectionRunner
 ) -> None:
     await open_accounts(store, ["free", "pro", "pro", "pro"])
     await runner.run_all_once()
@@ -203,7 +203,7 @@ async def test_rebuild_until_a_position_leaves_live_tables_alone(
 
 
 async def test_replace_live_swaps_in_a_rebuild_and_keeps_the_checkpoint(
-    store: EventStore, engine: AsyncEngine, runner: ProjectionRunner
+    store: SqlEventStore, engine: AsyncEngine, runner: ProjectionRunner
 ) -> None:
     await open_accounts(store, ["free", "pro"])
     await runner.run_all_once()
@@ -219,7 +219,7 @@ async def test_replace_live_swaps_in_a_rebuild_and_keeps_the_checkpoint(
 
 
 async def test_a_new_projection_version_replays_from_the_start(
-    store: EventStore, engine: AsyncEngine, runner: ProjectionRunner
+    store: SqlEventStore, engine: AsyncEngine, runner: ProjectionRunner
 ) -> None:
     await open_accounts(store, ["free", "pro"])
     await runner.run_all_once()

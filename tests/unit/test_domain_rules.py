@@ -8,7 +8,7 @@ import pytest
 
 from reservekit.auth.client_ip import client_ip
 from reservekit.domain.domains import host_matches, normalise_domain, origin_host
-from reservekit.domain.errors import Forbidden, InvalidInput
+from reservekit.domain.errors import InvalidInput, NotPermitted
 from reservekit.domain.scopes import check_grantable, resolve_scopes
 
 
@@ -79,5 +79,5 @@ def test_scopes_default_and_validation() -> None:
     assert resolve_scopes(["platform:admin"], operator=True) == ("platform:admin",)
     with pytest.raises(InvalidInput):
         resolve_scopes(["platform:admin"], operator=False)
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotPermitted):
         check_grantable(["audit:read"], frozenset({"keys:write"}))

@@ -24,7 +24,7 @@ from reservekit.events.tables import events
 from reservekit.events.types import Metadata
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings
-from reservekit.usecases.accounts import open_account
+from reservekit.usecases.commands import OpenAccount
 from reservekit.web.app import create_app
 
 Client = httpx.AsyncClient
@@ -76,11 +76,10 @@ def runtime(app: Litestar, client: Client) -> Runtime:
 async def make_account(
     runtime: Runtime, name: str = "Acme", *, plan: str = "free", operator: bool = False
 ) -> Caller:
-    account, issued = await open_account(
-        runtime.authority, name=name, plan=plan, operator=operator, metadata=Metadata(source="cli")
-    )
+    command = OpenAccount(name=name, plan=plan, operator=operator)
+    opened = await runtime.application.execute(command, Metadata(source="cli"))
     await runtime.refresh_projections()
-    return Caller(account.account_id, issued.key.key_id, issued.secret)
+    return Caller(opened.account.account_id, opened.first_key.key.key_id, opened.first_key.secret)
 
 
 @pytest.fixture

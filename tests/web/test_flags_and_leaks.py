@@ -113,7 +113,7 @@ async def test_filters_scoping_and_pages(
     ids = [f["id"] for f in first["data"]] + [f["id"] for f in rest]
     assert sorted(ids) == sorted(f["id"] for f in everything)
     bad = await client.get("/v1/audit/flags", params={"since": "yesterday"}, headers=acme.headers)
-    assert (bad.status_code, problem(bad)["field"]) == (422, "since")
+    assert (bad.status_code, problem(bad)["field"]) == (400, "since")
     unknown = await client.get("/v1/audit/flags", params={"rule": "nope"}, headers=acme.headers)
     assert (unknown.status_code, problem(unknown)["field"]) == (422, "rule")
     reader = await create_key(client, acme, name="reader", scopes=["services:read"])

@@ -35,7 +35,7 @@ async def test_secret_is_shown_once_and_never_stored(client: Client, acme: Calle
     assert secret not in stored
     assert secret[7:] not in stored
     assert secret not in keys_table
-    assert runtime.authority.hasher.digest(secret) in stored
+    assert runtime.application.deps.hasher.digest(secret) in stored
 
 
 async def test_key_objects_carry_status_and_lifecycle_fields(client: Client, acme: Caller) -> None:
@@ -178,7 +178,7 @@ async def test_a_revoke_racing_a_rotation_loses_with_409_and_writes_nothing(
 ) -> None:
     """Both read the key at the same version; the second append is refused by optimistic concurrency."""
     target = await create_key(client, acme, name="contested")
-    store = runtime.authority.store
+    store = runtime.store
     original = store.read_stream
     both_read = asyncio.Barrier(2)
     reads = 0

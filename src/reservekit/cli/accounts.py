@@ -8,7 +8,7 @@ from typing import Any
 from reservekit.cli.context import CLI_METADATA, open_runtime, print_json
 from reservekit.schemas import AccountWithKey, account_out, key_with_secret
 from reservekit.settings import Settings
-from reservekit.usecases.accounts import open_account
+from reservekit.usecases.commands import OpenAccount
 
 
 def register(commands: Any, _instant: Any) -> None:
@@ -25,9 +25,9 @@ def register(commands: Any, _instant: Any) -> None:
 
 async def run_create(args: argparse.Namespace, settings: Settings) -> int:
     async with open_runtime(settings) as runtime:
-        account, issued = await open_account(
-            runtime.authority, name=args.name, plan=args.plan, operator=args.operator, metadata=CLI_METADATA
-        )
+        command = OpenAccount(name=args.name, plan=args.plan, operator=args.operator)
+        opened = await runtime.application.execute(command, CLI_METADATA)
+        account, issued = opened.account, opened.first_key
         result = AccountWithKey(
             account=account_out(account),
             key=key_with_secret(issued.key, issued.secret, now=runtime.clock.now()),

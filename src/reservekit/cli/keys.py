@@ -10,7 +10,7 @@ from reservekit.cli.context import CLI_METADATA, open_runtime, print_json
 from reservekit.db import read_transaction
 from reservekit.schemas import key_out, key_with_secret
 from reservekit.settings import Settings
-from reservekit.usecases.keys import create_key, revoke_key, rotate_key
+from reservekit.usecases.commands import CreateKey, RevokeKey, RotateKey
 
 
 def register(commands: Any, instant: Any) -> None:
@@ -42,15 +42,14 @@ def register(commands: Any, instant: Any) -> None:
 
 async def run_create(args: argparse.Namespace, settings: Settings) -> int:
     async with open_runtime(settings) as runtime:
-        issued = await create_key(
-            runtime.authority,
+        command = CreateKey(
             account_id=args.account,
             name=args.name,
             domains=args.domains,
             scopes=args.scopes,
             expires_at=args.expires_at,
-            metadata=CLI_METADATA,
         )
+        issued = await runtime.application.execute(command, CLI_METADATA)
         out = key_with_secret(issued.key, issued.secret, now=runtime.clock.now())
     if args.json:
         print_json(out)
@@ -77,23 +76,18 @@ async def run_list(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async with open_runtime(settings) as runtime:
-        state = await revoke_key(
-            runtime.authority, account_id=None, key_id=args.key_id, reason=args.reason, metadata=CLI_METADATA
-        )
+        command = RevokeKey(account_id=None, key_id=args.key_id, reason=args.reason)
+        state = await runtime.application.execute(command, CLI_METADATA)
     print(f"revoked {state.key_id}")
     return 0
 
 
 async def run_rotate(args: argparse.Namespace, settings: Settings) -> int:
     async with open_runtime(settings) as runtime:
-        old, issued = await rotate_key(
-            runtime.authority,
-            account_id=None,
-            key_id=args.key_id,
-            grace_period_seconds=args.grace_period,
-            metadata=CLI_METADATA,
-        )
-        out = key_with_secret(issued.key, issued.secret, now=runtime.clock.now())
+        command = RotateKey(account_id=None, key_id=args.key_id, grace_period_seconds=args.grace_period)
+        rotated = await runtime.application.execute(command, CLI_METADATA)
+        old = rotated.old
+        out = key_with_secret(rotated.new.key, rotated.new.secret, now=runtime.clock.now())
     if args.json:
         print_json(out)
     else:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any
 
+from reservekit import clock
 from reservekit.cli import accounts, audit, keys, projections, serve
 from reservekit.cli.context import describe_error
 from reservekit.settings import load_settings
@@ -18,13 +19,11 @@ Handler = Callable[[argparse.Namespace, Any], Coroutine[Any, Any, int] | int]
 
 
 def parse_instant(value: str) -> datetime:
+    """The same reading of a timestamp as the API's query parameters (``clock.parse_instant``)."""
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an RFC 3339 timestamp") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{value!r} needs a timezone offset, e.g. Z or +00:00")
-    return moment
+        return clock.parse_instant(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from reservekit.clock import SECOND_US
 from reservekit.detectors.config import DetectorThresholds
 from reservekit.detectors.flags import absorb
 from reservekit.detectors.per_key import (
@@ -26,8 +27,6 @@ from reservekit.detectors.windowed import (
     scope_probing,
 )
 from reservekit.usage.records import UsageRecord
-
-SECOND_US = 1_000_000
 
 
 class Detectors:

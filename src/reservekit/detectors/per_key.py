@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reservekit.clock import DAY_US
 from reservekit.detectors.config import DetectorThresholds
 from reservekit.detectors.rules import (
     DORMANT_KEY_WOKE,
@@ -14,7 +15,7 @@ from reservekit.detectors.rules import (
     iso,
     key_subject,
 )
-from reservekit.detectors.state import DAY_US, DetectorState, KeyTrack
+from reservekit.detectors.state import DetectorState, KeyTrack
 from reservekit.usage.records import UsageRecord
 
 

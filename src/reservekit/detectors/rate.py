@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 
+from reservekit.clock import MINUTE_US
 from reservekit.detectors.config import DetectorThresholds
 from reservekit.detectors.rules import RATE_SPIKE, Hit, iso, key_subject
-from reservekit.detectors.state import MINUTE_US, KeyTrack
+from reservekit.detectors.state import KeyTrack
 from reservekit.usage.records import UsageRecord
 
 STATISTIC = "count in the current minute vs EWMA of the key's previous per-minute counts"

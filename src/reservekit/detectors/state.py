@@ -12,8 +12,7 @@ from typing import Any
 
 import msgspec
 
-MINUTE_US = 60_000_000
-DAY_US = 86_400 * 1_000_000
+from reservekit.clock import MINUTE_US
 
 
 class KeyTrack(msgspec.Struct, kw_only=True):

@@ -6,6 +6,8 @@ window is at or above the threshold; ``key_many_ips`` counts distinct IPs instea
 
 from __future__ import annotations
 
+from reservekit.auth.outcomes import GUESSING_OUTCOMES
+from reservekit.clock import SECOND_US
 from reservekit.detectors.config import DetectorThresholds
 from reservekit.detectors.rules import (
     FAILED_AUTH_BURST,
@@ -19,16 +21,12 @@ from reservekit.detectors.rules import (
 from reservekit.detectors.state import DetectorState
 from reservekit.usage.records import UsageRecord
 
-SECOND_US = 1_000_000
-FAILED_AUTH_OUTCOMES = frozenset({"missing", "malformed", "invalid"})
 NO_ORIGIN = "(none)"
 
 
 def is_failed_auth(record: UsageRecord) -> bool:
     """A guess at a key, or the per-IP guessing guard refusing (rate_limited before any key is known)."""
-    return record.outcome in FAILED_AUTH_OUTCOMES or (
-        record.outcome == "rate_limited" and record.key_id is None
-    )
+    return record.outcome in GUESSING_OUTCOMES or (record.outcome == "rate_limited" and record.key_id is None)
 
 
 def _counted(

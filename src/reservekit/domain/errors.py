@@ -1,12 +1,13 @@
-"""Domain failures; the web layer maps each to a status and a problem+json body."""
+"""Why a decision was refused, in the domain's words.
+
+Nothing here knows about HTTP: ``web/problems.py`` holds the one table that turns each of these into a
+status and a problem+json body, and the CLI prints ``message``.
+"""
 
 from __future__ import annotations
 
 
 class DomainError(Exception):
-    status = 400
-    code = "invalid_request"
-
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -14,20 +15,20 @@ class DomainError(Exception):
 
 
 class InvalidInput(DomainError):
-    status = 422
-    code = "invalid_input"
+    """A value the rules do not accept: a bad domain, an unknown scope or plan, a blank name."""
 
 
 class NotFound(DomainError):
-    status = 404
-    code = "not_found"
+    """No such account, key, flag or service, or one that belongs to another account."""
 
 
 class Conflict(DomainError):
-    status = 409
-    code = "conflict"
+    """The thing is not in a state that allows this (revoked, expired, already rotated)."""
 
 
-class Forbidden(DomainError):
-    status = 403
-    code = "forbidden"
+class ConcurrentChange(Conflict):
+    """Another writer changed the same stream between our read and our append; nothing was written."""
+
+
+class NotPermitted(DomainError):
+    """The caller asked to grant something it does not hold itself."""

@@ -15,6 +15,8 @@ from reservekit.domain.scopes import check_grantable, resolve_scopes
 from reservekit.events.types import Event, KeyCreated, KeyRevoked, KeyRotated, LeakReported, RecordedEvent
 
 MAX_GRACE_SECONDS = 604_800
+MAX_LEAK_SOURCE_CHARS = 2000
+"""How much of a leak report's ``source`` (where the key was found) an event keeps."""
 KeyStatus = Literal["active", "revoked", "expired"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reservekit.domain.errors import Forbidden, InvalidInput
+from reservekit.domain.errors import InvalidInput, NotPermitted
 
 PLATFORM_ADMIN = "platform:admin"
 ACCOUNT_SCOPES: tuple[str, ...] = (
@@ -45,6 +45,6 @@ def check_grantable(scopes: Iterable[str], grantable: frozenset[str] | None) -> 
         return
     beyond = sorted(set(scopes) - grantable)
     if beyond:
-        raise Forbidden(
+        raise NotPermitted(
             f"the calling key cannot grant scope {beyond[0]!r}, which it does not hold", field="scopes"
         )

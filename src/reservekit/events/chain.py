@@ -7,35 +7,90 @@ keys), never from the current Python structs, so events written by older code st
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+from sqlalchemy import RowMapping
+
+from reservekit.clock import from_micros
+from reservekit.events.types import Metadata, RecordedEvent, encode_event, encode_metadata, event_type
+
+if TYPE_CHECKING:
+    from reservekit.usecases.ports import StreamWrite
 
 GENESIS_HASH = "0" * 64
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
-def canonical_bytes(
-    *,
-    position: int,
-    stream_id: str,
-    stream_version: int,
-    type: str,
-    data: bytes | str,
-    metadata: bytes | str,
-    recorded_at_us: int,
-) -> bytes:
+def canonical_bytes(row: Mapping[str, Any] | RowMapping) -> bytes:
+    """The hashed envelope of a stored row: its JSON columns decoded, then re-encoded with sorted keys."""
     envelope: dict[str, Any] = {
-        "position": position,
-        "stream_id": stream_id,
-        "stream_version": stream_version,
-        "type": type,
-        "data": msgspec.json.decode(data),
-        "metadata": msgspec.json.decode(metadata),
-        "recorded_at_us": recorded_at_us,
+        "position": int(row["position"]),
+        "stream_id": row["stream_id"],
+        "stream_version": int(row["stream_version"]),
+        "type": row["type"],
+        "data": msgspec.json.decode(row["data"]),
+        "metadata": msgspec.json.decode(row["metadata"]),
+        "recorded_at_us": int(row["recorded_at_us"]),
     }
     return _canonical.encode(envelope)
 
 
 def chain_hash(prev_hash: str, canonical: bytes) -> str:
     return hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest()
+
+
+def row_hash(prev_hash: str, row: Mapping[str, Any] | RowMapping) -> str:
+    """What ``hash`` must be for this row after ``prev_hash``: the writer and the verifier both use it."""
+    return chain_hash(prev_hash, canonical_bytes(row))
+
+
+def seal(
+    writes: Sequence[StreamWrite],
+    metadata: Metadata,
+    *,
+    head_position: int,
+    head_hash: str,
+    recorded_at_us: int,
+) -> tuple[list[dict[str, Any]], list[RecordedEvent]]:
+    """Number and chain a batch after the head: the rows to store and the events they record.
+
+    Every store (SQL or in memory) appends through this, so positions, versions and hashes are made
+    one way only. The caller has already checked each stream's version against ``expected_version``.
+    """
+    position, prev_hash = head_position, head_hash
+    metadata_raw = encode_metadata(metadata).decode()
+    rows: list[dict[str, Any]] = []
+    recorded: list[RecordedEvent] = []
+    for write in writes:
+        for offset, event in enumerate(write.events, start=1):
+            position += 1
+            row: dict[str, Any] = {
+                "position": position,
+                "stream_id": write.stream_id,
+                "stream_version": write.expected_version + offset,
+                "account_id": event.account_id,
+                "type": event_type(event),
+                "data": encode_event(event).decode(),
+                "metadata": metadata_raw,
+                "recorded_at_us": recorded_at_us,
+                "prev_hash": prev_hash,
+            }
+            row["hash"] = row_hash(prev_hash, row)
+            rows.append(row)
+            recorded.append(
+                RecordedEvent(
+                    position=position,
+                    stream_id=write.stream_id,
+                    stream_version=row["stream_version"],
+                    type=row["type"],
+                    data=event,
+                    metadata=metadata,
+                    recorded_at=from_micros(recorded_at_us),
+                    prev_hash=prev_hash,
+                    hash=row["hash"],
+                )
+            )
+            prev_hash = row["hash"]
+    return rows, recorded

@@ -7,10 +7,8 @@ seen every event before N, and never skips one that commits late.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 
-import msgspec
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -18,50 +16,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reservekit.clock import Clock, SystemClock, from_micros, to_micros
 from reservekit.db import is_sqlite, read_transaction, write_transaction
-from reservekit.events.chain import GENESIS_HASH, canonical_bytes, chain_hash
+from reservekit.events.chain import GENESIS_HASH, seal
 from reservekit.events.tables import events
-from reservekit.events.types import (
-    Event,
-    Metadata,
-    RecordedEvent,
-    decode_event,
-    decode_metadata,
-    encode_event,
-    encode_metadata,
-    event_type,
-)
+from reservekit.events.types import Metadata, RecordedEvent, decode_event, decode_metadata
+from reservekit.usecases.ports import AppendListener, ConcurrencyConflict, StreamWrite
 
 NOTIFY_CHANNEL = "reservekit_events"
 _APPEND_LOCK_KEY = 0x5253_4B31  # "RSK1": the one advisory lock that serialises appends
 
 
-class ConcurrencyConflict(Exception):
-    """The stream moved on since it was read; nothing was written."""
+class SqlEventStore:
+    """The log in the ``events`` table, on SQLite or PostgreSQL (the dialect is the engine's)."""
 
-    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
-        super().__init__(f"stream {stream_id} is at version {actual}, expected {expected}")
-        self.stream_id = stream_id
-        self.expected = expected
-        self.actual = actual
-
-
-class StreamWrite(msgspec.Struct, frozen=True):
-    stream_id: str
-    expected_version: int
-    events: Sequence[Event]
-
-
-class EventStore:
     def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
         self._engine = engine
         self._clock = clock or SystemClock()
-        self._listeners: list[Callable[[Sequence[RecordedEvent]], None]] = []
+        self._listeners: list[AppendListener] = []
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
 
-    def on_append(self, listener: Callable[[Sequence[RecordedEvent]], None]) -> None:
+    def on_append(self, listener: AppendListener) -> None:
         """Called in-process after each committed append (the writer's replica sees it at once)."""
         self._listeners.append(listener)
 
@@ -83,61 +59,17 @@ class EventStore:
                 select(events.c.position, events.c.hash).order_by(events.c.position.desc()).limit(1)
             )
         ).first()
-        position, prev_hash = (head.position, head.hash) if head else (0, GENESIS_HASH)
-        now = self._clock.now()
-        recorded_at_us = to_micros(now)
-        metadata_raw = encode_metadata(metadata)
-        rows: list[dict[str, object]] = []
-        recorded: list[RecordedEvent] = []
         for write in writes:
             actual = await self._stream_version(conn, write.stream_id)
             if actual != write.expected_version:
                 raise ConcurrencyConflict(write.stream_id, write.expected_version, actual)
-            for offset, event in enumerate(write.events, start=1):
-                position += 1
-                data_raw = encode_event(event)
-                kind = event_type(event)
-                version = write.expected_version + offset
-                digest = chain_hash(
-                    prev_hash,
-                    canonical_bytes(
-                        position=position,
-                        stream_id=write.stream_id,
-                        stream_version=version,
-                        type=kind,
-                        data=data_raw,
-                        metadata=metadata_raw,
-                        recorded_at_us=recorded_at_us,
-                    ),
-                )
-                rows.append(
-                    {
-                        "position": position,
-                        "stream_id": write.stream_id,
-                        "stream_version": version,
-                        "account_id": event.account_id,
-                        "type": kind,
-                        "data": data_raw.decode(),
-                        "metadata": metadata_raw.decode(),
-                        "recorded_at_us": recorded_at_us,
-                        "prev_hash": prev_hash,
-                        "hash": digest,
-                    }
-                )
-                recorded.append(
-                    RecordedEvent(
-                        position=position,
-                        stream_id=write.stream_id,
-                        stream_version=version,
-                        type=kind,
-                        data=event,
-                        metadata=metadata,
-                        recorded_at=from_micros(recorded_at_us),
-                        prev_hash=prev_hash,
-                        hash=digest,
-                    )
-                )
-                prev_hash = digest
+        rows, recorded = seal(
+            writes,
+            metadata,
+            head_position=head.position if head else 0,
+            head_hash=head.hash if head else GENESIS_HASH,
+            recorded_at_us=to_micros(self._clock.now()),
+        )
         if not rows:
             return []
         try:
@@ -147,7 +79,7 @@ class EventStore:
         if not is_sqlite(conn):
             await conn.execute(
                 text("SELECT pg_notify(:channel, :payload)"),
-                {"channel": NOTIFY_CHANNEL, "payload": str(position)},
+                {"channel": NOTIFY_CHANNEL, "payload": str(recorded[-1].position)},
             )
         return recorded
 
@@ -207,7 +139,3 @@ def row_to_event(row: Row[tuple[object, ...]] | Row[object]) -> RecordedEvent:
         prev_hash=str(mapping["prev_hash"]),
         hash=str(mapping["hash"]),
     )
-
-
-def recorded_at_of(event: RecordedEvent) -> datetime:
-    return event.recorded_at

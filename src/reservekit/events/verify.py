@@ -9,7 +9,7 @@ from sqlalchemy import RowMapping, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reservekit.db import read_transaction
-from reservekit.events.chain import GENESIS_HASH, canonical_bytes, chain_hash
+from reservekit.events.chain import GENESIS_HASH, row_hash
 from reservekit.events.tables import events
 
 
@@ -62,18 +62,7 @@ def _check(mapping: RowMapping, expected_position: int, prev_hash: str) -> str |
     if mapping["prev_hash"] != prev_hash:
         return "prev_hash does not match the previous event's hash"
     try:
-        recomputed = chain_hash(
-            prev_hash,
-            canonical_bytes(
-                position=position,
-                stream_id=mapping["stream_id"],
-                stream_version=int(mapping["stream_version"]),
-                type=mapping["type"],
-                data=mapping["data"],
-                metadata=mapping["metadata"],
-                recorded_at_us=int(mapping["recorded_at_us"]),
-            ),
-        )
+        recomputed = row_hash(prev_hash, mapping)
     except msgspec.DecodeError:
         return "stored event is not valid JSON"
     if recomputed != mapping["hash"]:

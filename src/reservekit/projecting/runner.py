@@ -15,11 +15,11 @@ from sqlalchemy import MetaData, Table, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from reservekit.background import WakeUp, stop_loop, wait_for_wakeup
 from reservekit.clock import Clock, SystemClock, to_micros
 from reservekit.db import DatabaseUnavailable, is_sqlite, read_transaction, write_transaction
 from reservekit.events.tables import projection_checkpoints
 from reservekit.projecting.spec import AnyProjection
-from reservekit.projecting.wakeup import WakeUp, stop_loop, wait_for_wakeup
 
 log = structlog.get_logger(__name__)
 _SETUP_LOCK_KEY = 0x5253_4B32
@@ -168,6 +168,23 @@ class ProjectionRunner:
             if source is None or projection.source.name == source:
                 total += await catch_up(self._engine, projection)
         return total
+
+    async def wait_until(self, position: int, *, source: str = "events") -> None:
+        """Read-your-writes: return once every projection following ``source`` has applied ``position``.
+
+        Rather than polling for the background runner (pyeventsourcing's ``wait``), the caller applies
+        what is missing itself, under the same checkpoint lock: no timeout to tune, and a projection
+        already past ``position`` costs one small read.
+        """
+        following = [p for p in self._projections if p.source.name == source]
+        names = [p.name for p in following]
+        checkpoint = projection_checkpoints.c
+        query = select(checkpoint.name, checkpoint.position).where(checkpoint.name.in_(names))
+        async with read_transaction(self._engine) as conn:
+            reached = {str(row.name): int(row.position) for row in await conn.execute(query)}
+        for projection in following:
+            if reached.get(projection.name, 0) < position:
+                await catch_up(self._engine, projection)
 
     async def _run(self) -> None:
         waiter = self._wakeup.subscribe()

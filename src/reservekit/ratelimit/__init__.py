@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .decision import RateDecision, rate_limit_headers
 from .errors import RateLimiterUnavailable
-from .gcra import emission_interval_us, gcra_step, gcra_step_us, to_micros
+from .gcra import emission_interval_us, gcra_step, gcra_step_us
 from .memory import InMemoryRateLimiter
 from .protocol import RateLimiter
 from .redis import RedisRateLimiter
@@ -24,5 +24,4 @@ __all__ = [
     "gcra_step",
     "gcra_step_us",
     "rate_limit_headers",
-    "to_micros",
 ]

@@ -14,21 +14,18 @@ to a whole microsecond, so ``limit`` requests never refill faster than ``period`
 
 from __future__ import annotations
 
+from reservekit.clock import SECOND_US, seconds_to_micros
+
 from .decision import RateDecision
 
-MICROS = 1_000_000
-
-
-def to_micros(seconds: float) -> int:
-    """Unix seconds (or a duration) as whole microseconds."""
-    return round(seconds * MICROS)
+MICROS = SECOND_US
 
 
 def emission_interval_us(limit: int, period: float, cost: int = 1) -> int:
     """Microseconds the quota needs to refill one request; validates the arguments."""
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
-    period_us = to_micros(period)
+    period_us = seconds_to_micros(period)
     if period_us < 1:
         raise ValueError(f"period must be positive, got {period}")
     if not 1 <= cost <= limit:
@@ -66,6 +63,6 @@ def gcra_step(
     """One check in Unix seconds: returns the new TAT (None when refused: state is unchanged)
     and the decision. ``limit`` requests per ``period`` seconds, the whole quota usable as a burst."""
     interval = emission_interval_us(limit, period, cost)
-    tat_us = None if tat is None else to_micros(tat)
-    new_tat, decision = gcra_step_us(tat_us, to_micros(now), limit, interval, cost)
+    tat_us = None if tat is None else seconds_to_micros(tat)
+    new_tat, decision = gcra_step_us(tat_us, seconds_to_micros(now), limit, interval, cost)
     return (None if new_tat is None else new_tat / MICROS), decision

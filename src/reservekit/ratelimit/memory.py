@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from reservekit.clock import seconds_to_micros
+
 from .decision import RateDecision
-from .gcra import emission_interval_us, gcra_step_us, to_micros
+from .gcra import emission_interval_us, gcra_step_us
 
 
 class InMemoryRateLimiter:
@@ -40,7 +42,7 @@ class InMemoryRateLimiter:
         self, bucket: str, limit: int, period: float, now: float, cost: int, *, consume: bool
     ) -> RateDecision:
         interval = emission_interval_us(limit, period, cost)
-        now_us = to_micros(now)
+        now_us = seconds_to_micros(now)
         tats = self._tats
         new_tat, decision = gcra_step_us(tats.get(bucket), now_us, limit, interval, cost)
         if consume and new_tat is not None:

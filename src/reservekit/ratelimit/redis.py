@@ -14,9 +14,11 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from reservekit.clock import seconds_to_micros
+
 from .decision import RateDecision
 from .errors import RateLimiterUnavailable
-from .gcra import emission_interval_us, gcra_step_us, to_micros
+from .gcra import emission_interval_us, gcra_step_us
 
 # Mirrors gcra.gcra_step_us. KEYS[1]: bucket. ARGV: now_us, interval_us, limit, cost (integers, exact
 # as Lua doubles below 2**53). Returns {allowed (0/1), TAT before this check (max(stored, now))}; the
@@ -51,7 +53,7 @@ class RedisRateLimiter:
 
     async def hit(self, bucket: str, *, limit: int, period: float, now: float, cost: int = 1) -> RateDecision:
         interval = emission_interval_us(limit, period, cost)
-        now_us = to_micros(now)
+        now_us = seconds_to_micros(now)
         try:
             allowed, tat = await self._script(
                 keys=[self._prefix + bucket], args=[now_us, interval, limit, cost]
@@ -72,4 +74,4 @@ class RedisRateLimiter:
         except RedisError as exc:
             raise RateLimiterUnavailable(f"rate limiter store unavailable: {exc}") from exc
         tat = None if raw is None else int(raw)
-        return gcra_step_us(tat, to_micros(now), limit, interval, cost)[1]
+        return gcra_step_us(tat, seconds_to_micros(now), limit, interval, cost)[1]

@@ -15,9 +15,9 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reservekit.background import stop_loop, wait_for_wakeup
 from reservekit.clock import Clock, to_micros
 from reservekit.db import DatabaseUnavailable
-from reservekit.projecting.wakeup import stop_loop, wait_for_wakeup
 from reservekit.usage.log import append_usage
 from reservekit.usage.records import UsageRecord
 

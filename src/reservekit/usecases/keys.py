@@ -1,93 +1,87 @@
-"""Creating, revoking and rotating keys. A lost race is a 409, never a half-applied change."""
+"""Create, revoke and rotate keys. A lost race is a ``ConcurrentChange``, never a half-applied change."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-
-from reservekit.domain.errors import Conflict, NotFound
+from reservekit.domain.errors import ConcurrentChange, NotFound
 from reservekit.domain.keys import KeyState, decide_create_key, decide_revoke, decide_rotate, fold_key
-from reservekit.events.store import ConcurrencyConflict, StreamWrite
-from reservekit.events.types import Metadata, RecordedEvent
+from reservekit.events.types import Metadata
 from reservekit.usecases.accounts import load_account
-from reservekit.usecases.context import Authority, IssuedKey
+from reservekit.usecases.commands import CreateKey, IssuedKey, RevokeKey, RotatedKey, RotateKey
+from reservekit.usecases.dependencies import Handled, HandlerDependencies
+from reservekit.usecases.ports import ConcurrencyConflict, EventStore, StreamWrite
 
 
-async def load_key(authority: Authority, *, account_id: str | None, key_id: str) -> KeyState:
-    """Another account's key is reported exactly like a missing one (404, never 403)."""
-    state = fold_key(await authority.store.read_stream(key_id)) if key_id.startswith("key_") else None
+async def load_key(store: EventStore, *, account_id: str | None, key_id: str) -> KeyState:
+    """Another account's key is reported exactly like a missing one (never "not yours")."""
+    state = fold_key(await store.read_stream(key_id)) if key_id.startswith("key_") else None
     if state is None or (account_id is not None and state.account_id != account_id):
         raise NotFound(f"API key {key_id} not found", field="id")
     return state
 
 
-async def create_key(
-    authority: Authority,
-    *,
-    account_id: str,
-    name: str | None = None,
-    domains: Sequence[str] | None = None,
-    scopes: Sequence[str] | None = None,
-    expires_at: datetime | None = None,
-    grantable: frozenset[str] | None = None,
-    metadata: Metadata,
-) -> IssuedKey:
-    account = await load_account(authority, account_id)
-    secret, material = authority.new_key_material()
+def _changed_concurrently(key_id: str) -> ConcurrentChange:
+    return ConcurrentChange(f"API key {key_id} was changed by a concurrent request; nothing was written")
+
+
+async def handle_create_key(
+    command: CreateKey, deps: HandlerDependencies, metadata: Metadata
+) -> Handled[IssuedKey]:
+    account = await load_account(deps.store, command.account_id)
+    secret, material = deps.new_key_material()
     events = decide_create_key(
         account,
         material,
-        name=name,
-        domains=domains,
-        scopes=scopes,
-        expires_at=expires_at,
-        now=authority.clock.now(),
-        grantable=grantable,
+        name=command.name,
+        domains=command.domains,
+        scopes=command.scopes,
+        expires_at=command.expires_at,
+        now=deps.clock.now(),
+        grantable=command.grantable,
     )
-    recorded = await authority.store.append([StreamWrite(material.key_id, 0, events)], metadata)
-    return IssuedKey(_folded(recorded), secret)
+    recorded = await deps.store.append([StreamWrite(material.key_id, 0, events)], metadata)
+    key = fold_key(recorded)
+    assert key is not None  # the stream starts with the KeyCreated just decided
+    return Handled(IssuedKey(key, secret), recorded[-1].position)
 
 
-async def revoke_key(
-    authority: Authority, *, account_id: str | None, key_id: str, reason: str | None, metadata: Metadata
-) -> KeyState:
-    state = await load_key(authority, account_id=account_id, key_id=key_id)
-    events = decide_revoke(state, reason)
+async def handle_revoke_key(
+    command: RevokeKey, deps: HandlerDependencies, metadata: Metadata
+) -> Handled[KeyState]:
+    """Revoking a revoked key writes nothing and answers with the key as it is."""
+    state = await load_key(deps.store, account_id=command.account_id, key_id=command.key_id)
+    events = decide_revoke(state, command.reason)
     if not events:
-        return state
+        return Handled(state)
     try:
-        recorded = await authority.store.append([StreamWrite(key_id, state.version, events)], metadata)
+        recorded = await deps.store.append([StreamWrite(command.key_id, state.version, events)], metadata)
     except ConcurrencyConflict:
-        raise Conflict(f"API key {key_id} was changed by a concurrent request; nothing was written") from None
-    return fold_key(await authority.store.read_stream(key_id)) or _folded(recorded)
+        raise _changed_concurrently(command.key_id) from None
+    revoked = fold_key(await deps.store.read_stream(command.key_id))
+    assert revoked is not None  # the stream held the key a moment ago and streams only grow
+    return Handled(revoked, recorded[-1].position)
 
 
-async def rotate_key(
-    authority: Authority,
-    *,
-    account_id: str | None,
-    key_id: str,
-    grace_period_seconds: int,
-    metadata: Metadata,
-) -> tuple[KeyState, IssuedKey]:
-    state = await load_key(authority, account_id=account_id, key_id=key_id)
-    secret, material = authority.new_key_material()
+async def handle_rotate_key(
+    command: RotateKey, deps: HandlerDependencies, metadata: Metadata
+) -> Handled[RotatedKey]:
+    """The old key's ``KeyRotated`` and the new key's ``KeyCreated`` are one append."""
+    state = await load_key(deps.store, account_id=command.account_id, key_id=command.key_id)
+    secret, material = deps.new_key_material()
     old_events, new_events = decide_rotate(
-        state, material, grace_period_seconds=grace_period_seconds, now=authority.clock.now()
+        state, material, grace_period_seconds=command.grace_period_seconds, now=deps.clock.now()
     )
     try:
-        recorded = await authority.store.append(
-            [StreamWrite(key_id, state.version, old_events), StreamWrite(material.key_id, 0, new_events)],
+        recorded = await deps.store.append(
+            [
+                StreamWrite(command.key_id, state.version, old_events),
+                StreamWrite(material.key_id, 0, new_events),
+            ],
             metadata,
         )
     except ConcurrencyConflict:
-        raise Conflict(f"API key {key_id} was changed by a concurrent request; nothing was written") from None
-    old = fold_key([*await authority.store.read_stream(key_id)])
+        raise _changed_concurrently(command.key_id) from None
+    old = fold_key(await deps.store.read_stream(command.key_id))
+    new = fold_key(e for e in recorded if e.stream_id == material.key_id)
     assert old is not None
-    return old, IssuedKey(_folded([e for e in recorded if e.stream_id == material.key_id]), secret)
-
-
-def _folded(recorded: Sequence[RecordedEvent]) -> KeyState:
-    state = fold_key(recorded)
-    assert state is not None
-    return state
+    assert new is not None
+    return Handled(RotatedKey(old, IssuedKey(new, secret)), recorded[-1].position)

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from reservekit.schemas import AccountOut, AccountWithKey, account_out, key_with_secret
-from reservekit.usecases.accounts import change_plan, load_account, open_account
+from reservekit.usecases.commands import ChangePlan, OpenAccount
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
 
@@ -32,37 +32,22 @@ class AccountsController(Controller):
     tags = ["accounts"]
 
     @post("/", opt=ADMIN, summary="Open an account; its first key's secret is returned this once")
-    async def open(
-        self,
-        data: JSONBody[OpenAccountBody],
-        call: NamedDependency[ApiCall],
-    ) -> AccountWithKey:
-        account, issued = await open_account(
-            call.runtime.authority,
-            name=data.name,
-            plan=data.plan,
-            operator=data.operator,
-            metadata=call.metadata,
-        )
-        await call.runtime.refresh_projections(lifecycle_only=True)
+    async def open(self, data: JSONBody[OpenAccountBody], call: NamedDependency[ApiCall]) -> AccountWithKey:
+        command = OpenAccount(name=data.name, plan=data.plan, operator=data.operator)
+        opened = await call.application.execute(command, call.metadata)
+        first = opened.first_key
         return AccountWithKey(
-            account=account_out(account),
-            key=key_with_secret(issued.key, issued.secret, now=call.runtime.clock.now()),
+            account=account_out(opened.account),
+            key=key_with_secret(first.key, first.secret, now=call.clock.now()),
         )
 
     @get("/{account_id:str}", opt=ADMIN, summary="Read an account")
     async def read(self, account_id: FromPath[str], call: NamedDependency[ApiCall]) -> AccountOut:
-        return account_out(await load_account(call.runtime.authority, account_id))
+        return account_out(await call.application.account(account_id))
 
     @patch("/{account_id:str}", opt=ADMIN, summary="Change an account's plan (takes effect at once)")
     async def change_plan(
-        self,
-        account_id: FromPath[str],
-        data: JSONBody[ChangePlanBody],
-        call: NamedDependency[ApiCall],
+        self, account_id: FromPath[str], data: JSONBody[ChangePlanBody], call: NamedDependency[ApiCall]
     ) -> AccountOut:
-        account = await change_plan(
-            call.runtime.authority, account_id=account_id, plan=data.plan, metadata=call.metadata
-        )
-        await call.runtime.refresh_projections(lifecycle_only=True)
-        return account_out(account)
+        command = ChangePlan(account_id=account_id, plan=data.plan)
+        return account_out(await call.application.execute(command, call.metadata))

@@ -8,18 +8,17 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody
 
 from projections import api_keys, key_usage
-from reservekit.auth.key_view import CachedKey
 from reservekit.db import read_transaction
 from reservekit.domain.keys import MAX_GRACE_SECONDS
-from reservekit.events.types import Metadata
-from reservekit.runtime import Runtime
 from reservekit.schemas import KeyOut, KeyWithSecret, key_out, key_with_secret
-from reservekit.usecases.keys import create_key, load_key, revoke_key, rotate_key
+from reservekit.usecases.commands import CreateKey, RevokeKey, RotateKey
 from reservekit.web.access import requires
-from reservekit.web.pagination import MAX_PAGE, Page
+from reservekit.web.deps import ApiCall
+from reservekit.web.pagination import Page
+from reservekit.web.params import IdCursor, Limit
 
 
 class CreateKeyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -43,68 +42,48 @@ class ApiKeysController(Controller):
 
     @post("/", opt=requires("keys:write"), summary="Create a key; its secret is returned this once")
     async def create(
-        self,
-        caller: NamedDependency[CachedKey],
-        runtime: NamedDependency[Runtime],
-        metadata: NamedDependency[Metadata],
-        data: JSONBody[CreateKeyBody | None] = None,
+        self, call: NamedDependency[ApiCall], data: JSONBody[CreateKeyBody | None] = None
     ) -> KeyWithSecret:
         data = data or CreateKeyBody()
-        issued = await create_key(
-            runtime.authority,
-            account_id=caller.account_id,
+        command = CreateKey(
+            account_id=call.caller.account_id,
             name=data.name,
             domains=data.domains,
             scopes=data.scopes,
             expires_at=data.expires_at,
-            grantable=caller.scopes,
-            metadata=metadata,
+            grantable=call.caller.scopes,
         )
-        await runtime.refresh_projections(lifecycle_only=True)
-        return key_with_secret(issued.key, issued.secret, now=runtime.clock.now())
+        issued = await call.application.execute(command, call.metadata)
+        return key_with_secret(issued.key, issued.secret, now=call.clock.now())
 
     @get("/", opt=requires("keys:read"), summary="List the account's keys (never their secrets)")
     async def list(
-        self,
-        caller: NamedDependency[CachedKey],
-        runtime: NamedDependency[Runtime],
-        cursor: Annotated[str | None, Parameter(max_length=64)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
+        self, call: NamedDependency[ApiCall], cursor: IdCursor = None, limit: Limit = 50
     ) -> Page[KeyOut]:
-        async with read_transaction(runtime.engine) as conn:
-            states = await api_keys.list_for_account(conn, caller.account_id, after=cursor, limit=limit + 1)
+        account_id = call.caller.account_id
+        async with read_transaction(call.engine) as conn:
+            states = await api_keys.list_for_account(conn, account_id, after=cursor, limit=limit + 1)
             used = await key_usage.last_used_at(conn, [state.key_id for state in states[:limit]])
-        now = runtime.clock.now()
+        now = call.clock.now()
         page = [key_out(state, now=now, last_used_at=used.get(state.key_id)) for state in states[:limit]]
         return Page(data=page, next_cursor=page[-1].id if len(states) > limit else None)
 
     @get("/{key_id:str}", opt=requires("keys:read"), summary="Read one key (never its secret)")
-    async def read(
-        self, key_id: FromPath[str], caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
-    ) -> KeyOut:
-        state = await load_key(runtime.authority, account_id=caller.account_id, key_id=key_id)
-        async with read_transaction(runtime.engine) as conn:
+    async def read(self, key_id: FromPath[str], call: NamedDependency[ApiCall]) -> KeyOut:
+        state = await call.application.key(key_id, account_id=call.caller.account_id)
+        async with read_transaction(call.engine) as conn:
             used = await key_usage.last_used_at(conn, [state.key_id])
-        return key_out(state, now=runtime.clock.now(), last_used_at=used.get(state.key_id))
+        return key_out(state, now=call.clock.now(), last_used_at=used.get(state.key_id))
 
     @post("/{key_id:str}/revoke", opt=requires("keys:write"), status_code=200, summary="Revoke a key at once")
     async def revoke(
-        self,
-        key_id: FromPath[str],
-        caller: NamedDependency[CachedKey],
-        runtime: NamedDependency[Runtime],
-        metadata: NamedDependency[Metadata],
-        data: JSONBody[RevokeBody | None] = None,
+        self, key_id: FromPath[str], call: NamedDependency[ApiCall], data: JSONBody[RevokeBody | None] = None
     ) -> KeyOut:
-        state = await revoke_key(
-            runtime.authority,
-            account_id=caller.account_id,
-            key_id=key_id,
-            reason=data.reason if data else None,
-            metadata=metadata,
+        command = RevokeKey(
+            account_id=call.caller.account_id, key_id=key_id, reason=data.reason if data else None
         )
-        await runtime.refresh_projections(lifecycle_only=True)
-        return key_out(state, now=runtime.clock.now())
+        state = await call.application.execute(command, call.metadata)
+        return key_out(state, now=call.clock.now())
 
     @post(
         "/{key_id:str}/rotate",
@@ -112,19 +91,12 @@ class ApiKeysController(Controller):
         summary="Issue a replacement (secret once); the old key works until the grace period ends",
     )
     async def rotate(
-        self,
-        key_id: FromPath[str],
-        caller: NamedDependency[CachedKey],
-        runtime: NamedDependency[Runtime],
-        metadata: NamedDependency[Metadata],
-        data: JSONBody[RotateBody | None] = None,
+        self, key_id: FromPath[str], call: NamedDependency[ApiCall], data: JSONBody[RotateBody | None] = None
     ) -> KeyWithSecret:
-        _old, issued = await rotate_key(
-            runtime.authority,
-            account_id=caller.account_id,
+        command = RotateKey(
+            account_id=call.caller.account_id,
             key_id=key_id,
             grace_period_seconds=data.grace_period_seconds if data else 0,
-            metadata=metadata,
         )
-        await runtime.refresh_projections(lifecycle_only=True)
-        return key_with_secret(issued.key, issued.secret, now=runtime.clock.now())
+        rotated = await call.application.execute(command, call.metadata)
+        return key_with_secret(rotated.new.key, rotated.new.secret, now=call.clock.now())

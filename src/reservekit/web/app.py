@@ -25,8 +25,8 @@ from reservekit.web.api_keys import ApiKeysController
 from reservekit.web.audit import AuditController
 from reservekit.web.audit_flags import AuditFlagsController
 from reservekit.web.bench import bench_router
-from reservekit.web.deps import provide_call, provide_caller, provide_metadata
-from reservekit.web.health import HealthController
+from reservekit.web.deps import WebServices, provide_call
+from reservekit.web.health import HealthController, Operations
 from reservekit.web.leaks import leaks_router
 from reservekit.web.middleware import AuthMiddleware
 from reservekit.web.problems import EXCEPTION_HANDLERS
@@ -48,6 +48,9 @@ def create_app(
         finally:
             await runtime.stop()
 
+    # Controllers see these, never the runtime: writes go through the application service.
+    services = WebServices(application=runtime.application, engine=runtime.engine, clock=runtime.clock)
+    operations = Operations(runtime)
     handlers: list[ControllerRouterHandler] = [
         HealthController,
         AccountsController,
@@ -63,10 +66,8 @@ def create_app(
     config = AppConfig(
         route_handlers=handlers,
         dependencies={
-            "runtime": Provide(lambda: runtime, sync_to_thread=False),
             "call": Provide(provide_call, sync_to_thread=False),
-            "caller": Provide(provide_caller, sync_to_thread=False),
-            "metadata": Provide(provide_metadata, sync_to_thread=False),
+            "ops": Provide(lambda: operations, sync_to_thread=False),
         },
         middleware=[
             DefineMiddleware(
@@ -105,6 +106,7 @@ def create_app(
     )
     app = Litestar.from_config(config)
     app.state.runtime = runtime
+    app.state.services = services
     return app
 
 

@@ -8,23 +8,19 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, Parameter
+from litestar.params import Parameter
 
 from reservekit.audit.as_of import keys_as_of
 from reservekit.audit.trail import EventFilter, UsageFilter, read_events, read_usage
 from reservekit.clock import from_micros
-from reservekit.domain.errors import InvalidInput
 from reservekit.events.types import RecordedEvent
 from reservekit.events.verify import ChainReport, verify_chain
 from reservekit.schemas import KeyOut, key_out
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
-from reservekit.web.pagination import MAX_PAGE
+from reservekit.web.params import IdFilter, InstantText, Limit, PositionCursor, instant, optional_instant
 
 AUDITORS = requires("audit:read", "platform:admin")
-Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE)]
-Cursor = Annotated[int, Parameter(ge=0, description="the last position of the previous page")]
-Id = Annotated[str | None, Parameter(max_length=64)]
 
 
 class EventPage(msgspec.Struct):
@@ -58,19 +54,6 @@ class KeysAsOf(msgspec.Struct):
     data: list[KeyOut]
 
 
-def _scope(call: ApiCall, account_id: str | None) -> str | None:
-    """Operators may look at one account or all; everyone else only at their own."""
-    if call.caller.operator:
-        return account_id
-    return call.caller.account_id
-
-
-def _aware(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise InvalidInput(f"{field} must be RFC 3339 with a timezone offset", field=field)
-    return value
-
-
 class AuditController(Controller):
     path = "/v1/audit"
     tags = ["audit"]
@@ -79,26 +62,26 @@ class AuditController(Controller):
     async def events(
         self,
         call: NamedDependency[ApiCall],
-        account_id: Id = None,
-        stream_id: Id = None,
-        type: Id = None,
-        actor: Id = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
-        cursor: Cursor = 0,
+        account_id: IdFilter = None,
+        stream_id: IdFilter = None,
+        type: IdFilter = None,
+        actor: IdFilter = None,
+        since: InstantText = None,
+        until: InstantText = None,
+        cursor: PositionCursor = 0,
         limit: Limit = 100,
     ) -> EventPage:
         f = EventFilter(
-            account_id=_scope(call, account_id),
+            account_id=call.visible_account(account_id),
             stream_id=stream_id,
             type=type,
             actor=actor,
-            since=_aware(since, "since"),
-            until=_aware(until, "until"),
+            since=optional_instant(since, "since"),
+            until=optional_instant(until, "until"),
             after=cursor,
             limit=limit + 1,
         )
-        rows = await read_events(call.runtime.engine, f)
+        rows = await read_events(call.engine, f)
         page = rows[:limit]
         return EventPage(page, page[-1].position if len(rows) > limit else None)
 
@@ -106,26 +89,26 @@ class AuditController(Controller):
     async def usage(
         self,
         call: NamedDependency[ApiCall],
-        account_id: Id = None,
-        key_id: Id = None,
-        outcome: Id = None,
-        client_ip: Id = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
-        cursor: Cursor = 0,
+        account_id: IdFilter = None,
+        key_id: IdFilter = None,
+        outcome: IdFilter = None,
+        client_ip: IdFilter = None,
+        since: InstantText = None,
+        until: InstantText = None,
+        cursor: PositionCursor = 0,
         limit: Limit = 100,
     ) -> UsagePage:
         f = UsageFilter(
-            account_id=_scope(call, account_id),
+            account_id=call.visible_account(account_id),
             key_id=key_id,
             outcome=outcome,
             client_ip=client_ip,
-            since=_aware(since, "since"),
-            until=_aware(until, "until"),
+            since=optional_instant(since, "since"),
+            until=optional_instant(until, "until"),
             after=cursor,
             limit=limit + 1,
         )
-        rows = await read_usage(call.runtime.engine, f)
+        rows = await read_usage(call.engine, f)
         page = [
             UsageOut(
                 position=r.position,
@@ -148,13 +131,15 @@ class AuditController(Controller):
 
     @get("/verify", opt=AUDITORS, summary="Recompute the hash chain; names the first bad position")
     async def verify(self, call: NamedDependency[ApiCall]) -> ChainReport:
-        return await verify_chain(call.runtime.engine)
+        return await verify_chain(call.engine)
 
     @get("/keys", opt=AUDITORS, summary="Every key's state (active, revoked, expired) at an instant")
     async def keys(
-        self, call: NamedDependency[ApiCall], as_of: FromQuery[datetime], account_id: Id = None
+        self,
+        call: NamedDependency[ApiCall],
+        as_of: Annotated[str, Parameter(max_length=64, description="RFC 3339 with an offset")],
+        account_id: IdFilter = None,
     ) -> KeysAsOf:
-        moment = _aware(as_of, "as_of")
-        assert moment is not None
-        states = await keys_as_of(call.runtime.engine, moment, account_id=_scope(call, account_id))
+        moment = instant(as_of, "as_of")
+        states = await keys_as_of(call.engine, moment, account_id=call.visible_account(account_id))
         return KeysAsOf(moment, [key_out(state, now=moment) for state in states])

@@ -3,8 +3,6 @@ and resolve one (an event recording who resolved it and why)."""
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -12,28 +10,28 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
-from reservekit.auth.key_view import CachedKey
+from reservekit.audit.flags import FlagOut, FlagQuery, FlagStatus, get_flag, list_flags
 from reservekit.clock import to_micros
 from reservekit.db import read_transaction
 from reservekit.detectors.rules import RULES, SEVERITIES, Severity
 from reservekit.domain.errors import InvalidInput
-from reservekit.events.types import Metadata
-from reservekit.runtime import Runtime
-from reservekit.usecases.flags import (
-    FlagOut,
-    FlagQuery,
-    FlagStatus,
-    Resolution,
-    get_flag,
-    list_flags,
-    resolve_flag,
-)
+from reservekit.usecases.commands import ResolveFlag
+from reservekit.usecases.flags import Resolution
 from reservekit.web.access import requires
-from reservekit.web.pagination import MAX_PAGE, Page
+from reservekit.web.deps import ApiCall
+from reservekit.web.pagination import Page
+from reservekit.web.params import (
+    FlagCursor,
+    IdFilter,
+    Limit,
+    flag_cursor,
+    flag_position,
+    optional_instant,
+)
 
 AUDIT = requires("audit:read", "platform:admin")
-# An unencoded "+" in a query string arrives as a space: "…T12:00:00 02:00" means "…T12:00:00+02:00".
-_SPACE_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$")
+SINCE_DOC = "RFC 3339 with an offset: flags whose last hit is at or after"
+UNTIL_DOC = "RFC 3339 with an offset: flags whose first hit is before"
 _RULE_DOC = "one of: " + ", ".join(sorted(RULES))
 
 
@@ -42,24 +40,9 @@ class ResolveBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
 
 
-def _instant(value: str | None, field: str) -> int | None:
-    if value is None:
-        return None
-    text = _SPACE_OFFSET.sub(r"\1+\2", value.strip())
-    try:
-        moment = msgspec.convert(text, datetime)
-    except msgspec.ValidationError:
-        raise InvalidInput(
-            f"{field} must be an RFC 3339 timestamp with an offset, e.g. 2026-06-01T12:00:00Z", field=field
-        ) from None
-    if moment.tzinfo is None:
-        raise InvalidInput(f"{field} needs a UTC offset (Z or ±HH:MM)", field=field)
-    return to_micros(moment)
-
-
-def _scope(caller: CachedKey, account_id: str | None = None) -> str | None:
-    """platform:admin sees every account's flags (or one, if asked); anyone else only their own."""
-    return account_id if caller.operator else caller.account_id
+def _micros(value: str | None, field: str) -> int | None:
+    moment = optional_instant(value, field)
+    return None if moment is None else to_micros(moment)
 
 
 class AuditFlagsController(Controller):
@@ -69,10 +52,9 @@ class AuditFlagsController(Controller):
     @get("/", opt=AUDIT, summary="Suspicious-usage flags, newest first, with their evidence")
     async def list(
         self,
-        caller: NamedDependency[CachedKey],
-        runtime: NamedDependency[Runtime],
+        call: NamedDependency[ApiCall],
         account_id: Annotated[str | None, Parameter(max_length=64, description="operators only")] = None,
-        key_id: Annotated[str | None, Parameter(max_length=64)] = None,
+        key_id: IdFilter = None,
         rule: Annotated[str | None, Parameter(max_length=64, description=_RULE_DOC)] = None,
         severity: Annotated[Severity | None, Parameter(description=", ".join(SEVERITIES))] = None,
         status: Annotated[FlagStatus | None, Parameter(description="open or resolved")] = None,
@@ -82,30 +64,28 @@ class AuditFlagsController(Controller):
         until: Annotated[
             str | None, Parameter(max_length=64, description="RFC 3339: first hit before")
         ] = None,
-        cursor: Annotated[str | None, Parameter(max_length=128)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
+        cursor: FlagCursor = None,
+        limit: Limit = 50,
     ) -> Page[FlagOut]:
         if rule is not None and rule not in RULES:
             raise InvalidInput(f"rule must be {_RULE_DOC}", field="rule")
         query = FlagQuery(
-            account_id=_scope(caller, account_id),
+            account_id=call.visible_account(account_id),
             key_id=key_id,
             rule=rule,
             severity=severity,
             status=status,
-            since_us=_instant(since, "since"),
-            until_us=_instant(until, "until"),
+            since_us=_micros(since, "since"),
+            until_us=_micros(until, "until"),
         )
-        async with read_transaction(runtime.engine) as conn:
-            flags, next_cursor = await list_flags(conn, query, cursor=cursor, limit=limit)
-        return Page(data=flags, next_cursor=next_cursor)
+        async with read_transaction(call.engine) as conn:
+            flags, next_position = await list_flags(conn, query, after=flag_position(cursor), limit=limit)
+        return Page(data=flags, next_cursor=flag_cursor(next_position))
 
     @get("/{flag_id:str}", opt=AUDIT, summary="One flag with its evidence")
-    async def read(
-        self, flag_id: FromPath[str], caller: NamedDependency[CachedKey], runtime: NamedDependency[Runtime]
-    ) -> FlagOut:
-        async with read_transaction(runtime.engine) as conn:
-            return await get_flag(conn, flag_id, account_id=_scope(caller))
+    async def read(self, flag_id: FromPath[str], call: NamedDependency[ApiCall]) -> FlagOut:
+        async with read_transaction(call.engine) as conn:
+            return await get_flag(conn, flag_id, account_id=call.visible_account())
 
     @post(
         "/{flag_id:str}/resolve",
@@ -114,21 +94,11 @@ class AuditFlagsController(Controller):
         summary="Resolve a flag (false_positive, confirmed or mitigated); recurring hits reopen it",
     )
     async def resolve(
-        self,
-        flag_id: FromPath[str],
-        data: JSONBody[ResolveBody],
-        caller: NamedDependency[CachedKey],
-        runtime: NamedDependency[Runtime],
-        metadata: NamedDependency[Metadata],
+        self, flag_id: FromPath[str], data: JSONBody[ResolveBody], call: NamedDependency[ApiCall]
     ) -> FlagOut:
-        await resolve_flag(
-            runtime.authority,
-            flag_id=flag_id,
-            account_id=_scope(caller),
-            resolution=data.resolution,
-            note=data.note,
-            metadata=metadata,
+        command = ResolveFlag(
+            flag_id=flag_id, account_id=call.visible_account(), resolution=data.resolution, note=data.note
         )
-        await runtime.refresh_projections(lifecycle_only=True)
-        async with read_transaction(runtime.engine) as conn:
-            return await get_flag(conn, flag_id, account_id=_scope(caller))
+        await call.application.execute(command, call.metadata)
+        async with read_transaction(call.engine) as conn:
+            return await get_flag(conn, flag_id, account_id=call.visible_account())

@@ -19,7 +19,7 @@ from reservekit.web.pagination import Page
 def bench_router(account_id: str) -> Router:
     @get("/v1/services", opt=PUBLIC, include_in_schema=False)
     async def list_services_unauthenticated(call: NamedDependency[ApiCall]) -> Page[Service]:
-        rows = await scheduling.list_services(call.runtime.engine, account_id, after=None, limit=51)
+        rows = await scheduling.list_services(call.engine, account_id, after=None, limit=51)
         return Page(data=rows[:50], next_cursor=rows[49].id if len(rows) > 50 else None)
 
     return Router(path="/bench", route_handlers=[list_services_unauthenticated])

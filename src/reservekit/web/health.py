@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from reservekit.db import DatabaseUnavailable, read_transaction
 from reservekit.events.store import head_position_in
 from reservekit.metrics import CONTENT_TYPE
-from reservekit.projecting.runner import projection_status
+from reservekit.projecting.runner import ProjectionStatus, projection_status
 from reservekit.runtime import Runtime
 from reservekit.web.access import PUBLIC
 
@@ -59,6 +59,36 @@ def key_view_health(runtime: Runtime, log_head: int) -> KeyViewHealth:
     )
 
 
+class Operations:
+    """What /readyz and /metrics report on: the replica's database, projections, key view and counters.
+
+    These two routes describe the running replica itself, so they read its runtime; no other route does.
+    """
+
+    __slots__ = ("_runtime",)
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def log_head(self) -> int:
+        """The last position in the log (also proves the database answers)."""
+        async with read_transaction(self._runtime.engine) as conn:
+            return await head_position_in(conn)
+
+    async def projection_status(self) -> list[ProjectionStatus]:
+        return await projection_status(self._runtime.engine, self._runtime.runner.projections)
+
+    def key_view_health(self, log_head: int) -> KeyViewHealth:
+        return key_view_health(self._runtime, log_head)
+
+    @property
+    def key_view_position(self) -> int:
+        return self._runtime.key_view.position
+
+    def render_metrics(self, statuses: list[ProjectionStatus], log_head: int) -> bytes:
+        return self._runtime.metrics.render(statuses, log_head)
+
+
 class HealthController(Controller):
     tags = ["operations"]
 
@@ -71,15 +101,14 @@ class HealthController(Controller):
         opt=PUBLIC,
         summary="Readiness: database reachable, projections and the key view caught up with the log",
     )
-    async def readyz(self, runtime: NamedDependency[Runtime]) -> Response[Readiness]:
+    async def readyz(self, ops: NamedDependency[Operations]) -> Response[Readiness]:
         try:
-            async with read_transaction(runtime.engine) as conn:
-                log_head = await head_position_in(conn)
-            statuses = await projection_status(runtime.engine, runtime.runner.projections)
+            log_head = await ops.log_head()
+            statuses = await ops.projection_status()
         except (DatabaseUnavailable, OSError):
             return Response(Readiness("unavailable", "unreachable", []), status_code=503)
         lags = [ProjectionLag(s.name, s.checkpoint, s.head, s.lag) for s in statuses]
-        view = key_view_health(runtime, log_head)
+        view = ops.key_view_health(log_head)
         ready = (
             all(lag.lag <= MAX_READY_LAG for lag in lags)
             and view.lag <= MAX_READY_LAG
@@ -91,11 +120,10 @@ class HealthController(Controller):
         )
 
     @get("/metrics", opt=PUBLIC, summary="Prometheus metrics", media_type=CONTENT_TYPE)
-    async def metrics(self, runtime: NamedDependency[Runtime]) -> Response[bytes]:
+    async def metrics(self, ops: NamedDependency[Operations]) -> Response[bytes]:
         try:
-            async with read_transaction(runtime.engine) as conn:
-                log_head = await head_position_in(conn)
-            statuses = await projection_status(runtime.engine, runtime.runner.projections)
+            log_head = await ops.log_head()
+            statuses = await ops.projection_status()
         except (DatabaseUnavailable, OSError):
-            statuses, log_head = [], runtime.key_view.position
-        return Response(runtime.metrics.render(statuses, log_head), media_type=CONTENT_TYPE)
+            statuses, log_head = [], ops.key_view_position
+        return Response(ops.render_metrics(statuses, log_head), media_type=CONTENT_TYPE)

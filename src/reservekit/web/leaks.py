@@ -14,11 +14,11 @@ from litestar import Request, Response, Router, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from reservekit.events.types import Metadata
+from reservekit.domain.keys import MAX_LEAK_SOURCE_CHARS
 from reservekit.ratelimit import InMemoryRateLimiter, rate_limit_headers
-from reservekit.runtime import Runtime
-from reservekit.usecases.leaks import report_leak
+from reservekit.usecases.commands import ReportLeak
 from reservekit.web.access import PUBLIC
+from reservekit.web.deps import ApiCall
 from reservekit.web.problems import problem_response
 
 LEAK_REPORTS_PER_IP_PER_MINUTE = 10
@@ -27,7 +27,7 @@ WINDOW_SECONDS = 60
 
 class LeakReport(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     key: Annotated[str, msgspec.Meta(max_length=256)]
-    source: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    source: Annotated[str, msgspec.Meta(max_length=MAX_LEAK_SOURCE_CHARS)] | None = None
 
 
 class LeakReceipt(msgspec.Struct, kw_only=True):
@@ -41,30 +41,18 @@ def leaks_router(*, per_ip_per_minute: int = LEAK_REPORTS_PER_IP_PER_MINUTE) -> 
 
     @post("/v1/leaks", opt=PUBLIC, status_code=202, tags=["leaks"], summary="Report a leaked sk_rsv_ key")
     async def report(
-        request: Request[Any, Any, Any],
-        data: JSONBody[LeakReport],
-        runtime: NamedDependency[Runtime],
-        metadata: NamedDependency[Metadata],
+        request: Request[Any, Any, Any], data: JSONBody[LeakReport], call: NamedDependency[ApiCall]
     ) -> Response[Any]:
-        client_ip = str(request.scope["state"]["client_ip"])
-        now = runtime.clock.timestamp()
+        now = call.clock.timestamp()
         decision = await limiter.hit(
-            "leak:" + client_ip, limit=per_ip_per_minute, period=WINDOW_SECONDS, now=now
+            "leak:" + call.client_ip, limit=per_ip_per_minute, period=WINDOW_SECONDS, now=now
         )
         if not decision.allowed:
             refused = problem_response(request, 429, "Rate limit exceeded", "rate_limited")
             refused.headers.update(dict(rate_limit_headers(decision, now=now, window_seconds=WINDOW_SECONDS)))
             return refused
-
-        async def key_id_of(key_hash: str) -> str | None:
-            key = runtime.key_view.get(key_hash) or await runtime.key_view.resolve(key_hash)
-            return key.key_id if key is not None else None
-
-        recorded = await report_leak(
-            runtime.authority, secret=data.key, source=data.source, metadata=metadata, lookup=key_id_of
-        )
-        if recorded:
-            await runtime.refresh_projections(lifecycle_only=True)
+        # Whether anything was written never reaches the reporter: one answer for every report.
+        await call.application.execute(ReportLeak(secret=data.key, source=data.source), call.metadata)
         return Response(LeakReceipt(), status_code=202)
 
     return Router(path="/", route_handlers=[report])

@@ -1,4 +1,4 @@
-"""Cursor pagination: the cursor is the last id of the previous page; ids sort stably."""
+"""A page of results and the cursor of the next one (``web/params.py`` reads cursors and limits)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Generic, TypeVar
 import msgspec
 
 T = TypeVar("T")
-MAX_PAGE = 100
 
 
 class Page(msgspec.Struct, Generic[T]):

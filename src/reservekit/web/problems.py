@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from reservekit.db import DatabaseUnavailable
-from reservekit.domain.errors import DomainError
+from reservekit.domain.errors import Conflict, DomainError, InvalidInput, NotFound, NotPermitted
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://docs.reservekit.io/problems/"
@@ -77,10 +77,40 @@ def _validation_field(extra: Any) -> tuple[str | None, list[dict[str, Any]] | No
     return (str(key) if key else None), errors or None
 
 
+class ProblemKind(msgspec.Struct, frozen=True):
+    status: int
+    title: str
+    code: str
+
+
+class InvalidParameter(DomainError):
+    """A query or path parameter that does not fit (raised by ``web/params.py``, never by the domain)."""
+
+
+INVALID_REQUEST = ProblemKind(400, "Invalid request", "invalid_request")
+
+# The one table from a refused decision to its answer (docs/errors.md, "Other errors"). A subclass answers
+# like its nearest listed ancestor: ConcurrentChange like Conflict.
+DOMAIN_PROBLEMS: dict[type[DomainError], ProblemKind] = {
+    InvalidParameter: INVALID_REQUEST,
+    InvalidInput: ProblemKind(422, "Invalid input", "invalid_input"),
+    NotFound: ProblemKind(404, "Not found", "not_found"),
+    Conflict: ProblemKind(409, "Conflict", "conflict"),
+    NotPermitted: ProblemKind(403, "Forbidden", "forbidden"),
+}
+
+
+def problem_kind(exc: DomainError) -> ProblemKind:
+    for cls in type(exc).__mro__:
+        kind = DOMAIN_PROBLEMS.get(cls)
+        if kind is not None:
+            return kind
+    return INVALID_REQUEST
+
+
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
-    titles = {403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Invalid input"}
-    title = titles.get(exc.status, "Bad request")
-    return problem_response(request, exc.status, title, exc.code, detail=exc.message, field=exc.field)
+    kind = problem_kind(exc)
+    return problem_response(request, kind.status, kind.title, kind.code, detail=exc.message, field=exc.field)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -88,7 +118,13 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         field, errors = _validation_field(exc.extra)
         detail = exc.detail if not field else f"{exc.detail}: {field}"
         return problem_response(
-            request, 400, "Invalid request", "invalid_request", detail=detail, field=field, errors=errors
+            request,
+            INVALID_REQUEST.status,
+            INVALID_REQUEST.title,
+            INVALID_REQUEST.code,
+            detail=detail,
+            field=field,
+            errors=errors,
         )
     codes = {
         404: "not_found",

@@ -7,14 +7,15 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody
 
 from reservekit import scheduling
 from reservekit.domain.errors import InvalidInput
 from reservekit.scheduling import Service
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
-from reservekit.web.pagination import MAX_PAGE, Page
+from reservekit.web.pagination import Page
+from reservekit.web.params import IdCursor, Limit
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Duration = Annotated[int, msgspec.Meta(ge=1, le=24 * 60)]
@@ -41,11 +42,11 @@ class ServicesController(Controller):
     async def list(
         self,
         call: NamedDependency[ApiCall],
-        cursor: Annotated[str | None, Parameter(max_length=64)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
+        cursor: IdCursor = None,
+        limit: Limit = 50,
     ) -> Page[Service]:
         rows = await scheduling.list_services(
-            call.runtime.engine, call.caller.account_id, after=cursor, limit=limit + 1
+            call.engine, call.caller.account_id, after=cursor, limit=limit + 1
         )
         return Page(data=rows[:limit], next_cursor=rows[limit - 1].id if len(rows) > limit else None)
 
@@ -56,17 +57,17 @@ class ServicesController(Controller):
         call: NamedDependency[ApiCall],
     ) -> Service:
         return await scheduling.create_service(
-            call.runtime.engine,
+            call.engine,
             call.caller.account_id,
             name=data.name.strip() or _blank("name"),
             duration_minutes=data.duration_minutes,
             description=data.description,
-            now=call.runtime.clock.now(),
+            now=call.clock.now(),
         )
 
     @get("/{service_id:str}", opt=requires("services:read"), summary="Read a service")
     async def read(self, service_id: FromPath[str], call: NamedDependency[ApiCall]) -> Service:
-        return await scheduling.get_service(call.runtime.engine, call.caller.account_id, service_id)
+        return await scheduling.get_service(call.engine, call.caller.account_id, service_id)
 
     @patch("/{service_id:str}", opt=requires("services:write"), summary="Change a service's fields")
     async def update(
@@ -79,12 +80,12 @@ class ServicesController(Controller):
         if isinstance(changes.get("name"), str) and not str(changes["name"]).strip():
             _blank("name")
         return await scheduling.update_service(
-            call.runtime.engine, call.caller.account_id, service_id, changes, call.runtime.clock.now()
+            call.engine, call.caller.account_id, service_id, changes, call.clock.now()
         )
 
     @delete("/{service_id:str}", opt=requires("services:write"), summary="Delete a service")
     async def remove(self, service_id: FromPath[str], call: NamedDependency[ApiCall]) -> None:
-        await scheduling.delete_service(call.runtime.engine, call.caller.account_id, service_id)
+        await scheduling.delete_service(call.engine, call.caller.account_id, service_id)
 
 
 def _blank(field: str) -> str:

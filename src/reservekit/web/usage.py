@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
@@ -12,20 +11,15 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
 
 from projections import key_usage
-from reservekit.auth.key_view import CachedKey
-from reservekit.clock import from_micros, to_micros
+from reservekit.clock import DAY_US, HOUR_US, MINUTE_US, from_micros, to_micros
 from reservekit.db import read_transaction
-from reservekit.domain.errors import DomainError
-from reservekit.runtime import Runtime
-from reservekit.usecases.keys import load_key
 from reservekit.web.access import requires
+from reservekit.web.deps import ApiCall
+from reservekit.web.params import optional_instant
+from reservekit.web.problems import InvalidParameter
 
 Bucket = Literal["minute", "hour", "day"]
-BUCKET_US: dict[str, int] = {
-    "minute": key_usage.MINUTE_US,
-    "hour": key_usage.HOUR_US,
-    "day": key_usage.DAY_US,
-}
+BUCKET_US: dict[str, int] = {"minute": MINUTE_US, "hour": HOUR_US, "day": DAY_US}
 MAX_RANGE: dict[str, timedelta] = {
     "minute": timedelta(days=7),
     "hour": timedelta(days=92),
@@ -34,8 +28,6 @@ MAX_RANGE: dict[str, timedelta] = {
 DEFAULT_RANGE = timedelta(hours=24)
 SINCE_DOC = "RFC 3339 with an offset; default: 24 h before until"
 UNTIL_DOC = "RFC 3339 with an offset; default: now"
-# An unencoded "+" in a query string arrives as a space: "…T12:00:00 02:00" means "…T12:00:00+02:00".
-_SPACE_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$")
 
 
 class UsageBucketOut(msgspec.Struct, kw_only=True):
@@ -70,23 +62,22 @@ class UsageController(Controller):
     async def usage(
         self,
         key_id: FromPath[str],
-        caller: NamedDependency[CachedKey],
-        runtime: NamedDependency[Runtime],
+        call: NamedDependency[ApiCall],
         since: Annotated[str | None, Parameter(description=SINCE_DOC, max_length=64)] = None,
         until: Annotated[str | None, Parameter(description=UNTIL_DOC, max_length=64)] = None,
         bucket: Annotated[Bucket, Parameter(description="bucket width (UTC-aligned)")] = "hour",
     ) -> KeyUsageOut:
-        end = _instant(until, "until") if until is not None else runtime.clock.now()
-        start = _instant(since, "since") if since is not None else end - DEFAULT_RANGE
+        end = optional_instant(until, "until") or call.clock.now()
+        start = optional_instant(since, "since") or end - DEFAULT_RANGE
         if start >= end:
-            raise DomainError("since must be earlier than until", field="since")
+            raise InvalidParameter("since must be earlier than until", field="since")
         if end - start > MAX_RANGE[bucket]:
-            raise DomainError(
+            raise InvalidParameter(
                 f"with bucket={bucket} the range may span at most {MAX_RANGE[bucket].days} days",
                 field="since",
             )
-        state = await load_key(runtime.authority, account_id=caller.account_id, key_id=key_id)
-        async with read_transaction(runtime.engine) as conn:
+        state = await call.application.key(key_id, account_id=call.caller.account_id)
+        async with read_transaction(call.engine) as conn:
             rows = await key_usage.usage_buckets(
                 conn, state.key_id, to_micros(start), to_micros(end), BUCKET_US[bucket]
             )
@@ -109,16 +100,3 @@ class UsageController(Controller):
             totals=totals,
             total=sum(totals.values()),
         )
-
-
-def _instant(value: str, field: str) -> datetime:
-    text = _SPACE_OFFSET.sub(r"\1+\2", value.strip())
-    try:
-        moment = msgspec.convert(text, datetime)
-    except msgspec.ValidationError:
-        raise DomainError(
-            f"{field} must be an RFC 3339 timestamp with an offset, e.g. 2026-06-01T12:00:00Z", field=field
-        ) from None
-    if moment.tzinfo is None:
-        raise DomainError(f"{field} needs a UTC offset (Z or ±HH:MM)", field=field)
-    return moment

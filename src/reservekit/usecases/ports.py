@@ -1,0 +1,76 @@
+"""What the use cases need from the outside world, as protocols the adapters implement.
+
+The handlers depend on these and on nothing concrete: the event store is the SQL ``EventStore`` in
+production and ``InMemoryEventStore`` in unit tests; both pass one contract suite
+(``tests/contract/test_event_store_contract.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+import msgspec
+
+from reservekit.events.types import Event, Metadata, RecordedEvent
+
+AppendListener = Callable[[Sequence[RecordedEvent]], None]
+
+
+class ConcurrencyConflict(Exception):
+    """The stream moved on since it was read; nothing was written."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
+        super().__init__(f"stream {stream_id} is at version {actual}, expected {expected}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class StreamWrite(msgspec.Struct, frozen=True):
+    """Events for one stream, to be appended only if the stream is still at ``expected_version``."""
+
+    stream_id: str
+    expected_version: int
+    events: Sequence[Event]
+
+
+class EventStore(Protocol):
+    """The append-only, hash-chained lifecycle log.
+
+    - ``append`` writes to one or more streams atomically, or raises ``ConcurrencyConflict`` and writes
+      nothing when a stream is not at the version the caller read;
+    - positions are global, gapless and in commit order, starting at 1;
+    - listeners registered with ``on_append`` see each committed append on this replica.
+    """
+
+    async def append(self, writes: Sequence[StreamWrite], metadata: Metadata) -> list[RecordedEvent]: ...
+
+    async def read_stream(self, stream_id: str) -> list[RecordedEvent]: ...
+
+    async def read_after(
+        self, position: int, *, limit: int = 1000, until: int | None = None
+    ) -> list[RecordedEvent]: ...
+
+    async def head(self) -> int: ...
+
+    def on_append(self, listener: AppendListener) -> None: ...
+
+
+class ReadModels(Protocol):
+    """Read-your-writes: the views a caller reads after a write have applied everything up to it."""
+
+    async def wait_until(self, position: int) -> None: ...
+
+
+KeyIdLookup = Callable[[str], Awaitable[str | None]]
+"""Key id for a key hash (None if no such key): the replica's key view in production."""
+
+
+class FlagOwner(msgspec.Struct, frozen=True):
+    flag_id: str
+    account_id: str | None
+
+
+FlagLookup = Callable[[str, str | None], Awaitable[FlagOwner]]
+"""The flag with this id as seen by this account (None: every account); raises ``FlagNotFound``."""
