@@ -13,7 +13,7 @@ import structlog
 from reservekit.auth.key_view import CachedKey, KeyView
 from reservekit.auth.outcomes import GUESSING_OUTCOMES, Outcome
 from reservekit.clock import Clock
-from reservekit.domain.domains import host_matches, origin_host
+from reservekit.domain.domains import host_matches
 from reservekit.keys.tokens import KeyHasher, is_well_formed
 from reservekit.ratelimit import InMemoryRateLimiter, RateDecision, RateLimiter, RateLimiterUnavailable
 
@@ -67,11 +67,11 @@ class Authenticator:
         self,
         *,
         authorization: str | None,
-        origin: str | None,
-        referer: str | None,
+        origin_host: str | None,
         required_scopes: frozenset[str] | None,
         client_ip: str,
     ) -> AuthResult:
+        """``origin_host``: the host of ``Origin`` (else ``Referer``), computed once by the middleware."""
         now = self._clock.timestamp()
         ip_bucket = "ip:" + client_ip
         budget = await self._failure_limiter.peek(
@@ -90,7 +90,7 @@ class Authenticator:
             return AuthResult(outcome)
         if key is None or outcome != "ok":
             return AuthResult(outcome, key)
-        if key.domains and not host_matches(origin_host(origin, referer), key.domains):
+        if key.domains and not host_matches(origin_host, key.domains):
             return AuthResult("origin_mismatch", key)
         if required_scopes and required_scopes.isdisjoint(key.scopes):
             return AuthResult("scope_denied", key)

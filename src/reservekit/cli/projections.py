@@ -87,7 +87,9 @@ async def run_rebuild(args: argparse.Namespace, settings: Settings) -> int:
                         runtime.engine, projection, suffix=f"__asof_{until}", until=until, progress=advance
                     )
                 else:
-                    result = await replace_live(runtime.engine, projection, progress=advance)
+                    result = await replace_live(
+                        runtime.engine, projection, progress=advance, clock=runtime.clock
+                    )
                 failed = failed or bool(result.differences)
                 _report(console, result, args.verify, until)
     return 1 if failed else 0

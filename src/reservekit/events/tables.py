@@ -29,6 +29,5 @@ projection_checkpoints = Table(
     Column("name", String(64), primary_key=True),
     Column("version", Integer, nullable=False),
     Column("position", BigInteger, nullable=False),
-    Column("usage_position", BigInteger, nullable=False, server_default="0"),
     Column("updated_at_us", BigInteger, nullable=False),
 )

@@ -14,7 +14,7 @@ import msgspec
 from sqlalchemy import MetaData, Table, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from reservekit.clock import to_micros
+from reservekit.clock import Clock, SystemClock, to_micros
 from reservekit.db import is_sqlite, read_transaction, write_transaction
 from reservekit.events.tables import projection_checkpoints
 from reservekit.projecting.spec import AnyProjection
@@ -123,10 +123,15 @@ async def drop_tables(engine: AsyncEngine, tables: Sequence[Table]) -> None:
 
 
 async def replace_live(
-    engine: AsyncEngine, projection: AnyProjection, *, progress: Progress | None = None
+    engine: AsyncEngine,
+    projection: AnyProjection,
+    *,
+    progress: Progress | None = None,
+    clock: Clock | None = None,
 ) -> RebuildResult:
     """Rebuild to the head, then swap the fresh tables in under the checkpoint lock."""
-    suffix = f"__rb{to_micros(datetime.now().astimezone())}"
+    clock = clock or SystemClock()
+    suffix = f"__rb{to_micros(clock.now())}"
     result = await rebuild_into(engine, projection, suffix=suffix, progress=progress)
     fresh = projection.tables(suffix)
     async with write_transaction(engine) as conn:
@@ -150,7 +155,7 @@ async def replace_live(
             .values(
                 position=head,
                 version=projection.version,
-                updated_at_us=to_micros(datetime.now().astimezone()),
+                updated_at_us=to_micros(clock.now()),
             )
         )
     return result

@@ -28,7 +28,7 @@ from reservekit.auth.authenticator import Authenticator
 from reservekit.auth.client_ip import Network, client_ip
 from reservekit.auth.key_view import CachedKey
 from reservekit.auth.outcomes import REFUSALS
-from reservekit.clock import Clock
+from reservekit.clock import SECOND_US, Clock
 from reservekit.domain.domains import origin_host
 from reservekit.metrics import Metrics
 from reservekit.ratelimit import rate_limit_headers
@@ -91,8 +91,7 @@ class AuthMiddleware:
         origin = origin_host(headers.get(b"origin"), headers.get(b"referer"))
         result = await self._authenticator.authenticate(
             authorization=headers.get(b"authorization"),
-            origin=headers.get(b"origin"),
-            referer=headers.get(b"referer"),
+            origin_host=origin,
             required_scopes=opt.get("scopes"),
             client_ip=ip,
         )
@@ -189,7 +188,7 @@ class _UsageDraft:
         key = self.key
         rotated_out = self.outcome == "expired" and key is not None and key.rotated
         return UsageRecord(
-            occurred_at_us=int(self.now * 1_000_000),
+            occurred_at_us=int(self.now * SECOND_US),
             request_id=self.request_id,
             key_id=key.key_id if key else None,
             account_id=key.account_id if key else None,
@@ -200,5 +199,5 @@ class _UsageDraft:
             status=status,
             outcome=self.outcome,
             detail="rotated_out" if rotated_out else None,
-            latency_us=int((time.perf_counter() - started) * 1_000_000),
+            latency_us=int((time.perf_counter() - started) * SECOND_US),
         )
