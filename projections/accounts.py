@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, Boolean, Column, MetaData, String, Table, ins
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reservekit.clock import to_micros
-from reservekit.events.types import AccountOpened, AccountPlanChanged, RecordedEvent
+from reservekit.domain.events import AccountOpened, AccountPlanChanged, RecordedEvent
 from reservekit.projecting.spec import Projection
 
 

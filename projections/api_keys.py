@@ -14,8 +14,8 @@ from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reservekit.clock import from_micros, to_micros
+from reservekit.domain.events import KeyCreated, KeyRevoked, KeyRotated, LeakReported, RecordedEvent
 from reservekit.domain.keys import KeyState
-from reservekit.events.types import KeyCreated, KeyRevoked, KeyRotated, LeakReported, RecordedEvent
 from reservekit.projecting.spec import Projection
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from reservekit.db import create_engine
+from reservekit.domain.events import AccountOpened, AccountPlanChanged, Metadata, RecordedEvent
 from reservekit.events.chain import GENESIS_HASH
 from reservekit.events.memory import InMemoryEventStore
 from reservekit.events.store import SqlEventStore
-from reservekit.events.types import AccountOpened, AccountPlanChanged, Metadata, RecordedEvent
 from reservekit.usecases.ports import ConcurrencyConflict, EventStore, StreamWrite
 from tests.conftest import _fresh_database
 

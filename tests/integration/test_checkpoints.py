@@ -17,8 +17,8 @@ from reservekit.audit.checkpoint import (
     read_checkpoint,
     sign_checkpoint,
 )
+from reservekit.domain.events import AccountOpened, Metadata
 from reservekit.events.store import SqlEventStore, StreamWrite
-from reservekit.events.types import AccountOpened, Metadata
 from reservekit.events.verify import verify_chain
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

@@ -10,9 +10,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reservekit.db import create_engine
+from reservekit.domain.events import AccountOpened, AccountPlanChanged, Metadata
 from reservekit.events.chain import GENESIS_HASH
 from reservekit.events.store import ConcurrencyConflict, SqlEventStore, StreamWrite
-from reservekit.events.types import AccountOpened, AccountPlanChanged, Metadata
 from reservekit.events.verify import verify_chain
 
 META = Metadata(

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reservekit.background import PostgresListener, WakeUp
 from reservekit.db import create_engine, write_transaction
+from reservekit.domain.events import AccountOpened, Metadata, RecordedEvent
 from reservekit.events.store import NOTIFY_CHANNEL, SqlEventStore, StreamWrite
 from reservekit.events.tables import projection_checkpoints
-from reservekit.events.types import AccountOpened, Metadata, RecordedEvent
 from reservekit.projecting.rebuild import rebuild_into, replace_live, verify_projection
 from reservekit.projecting.runner import ProjectionRunner, apply_next_batch, catch_up, projection_status
 from reservekit.projecting.spec import AnyProjection, Projection

@@ -11,8 +11,8 @@ import pytest
 
 from reservekit.clock import FakeClock
 from reservekit.domain.errors import ConcurrentChange, Conflict, InvalidInput, NotFound, NotPermitted
+from reservekit.domain.events import KeyCreated, LeakReported, Metadata
 from reservekit.events.memory import InMemoryEventStore
-from reservekit.events.types import KeyCreated, LeakReported, Metadata
 from reservekit.keys.tokens import KeyHasher, generate_secret
 from reservekit.usecases.application import HANDLERS, Application
 from reservekit.usecases.commands import (

@@ -16,18 +16,7 @@ from reservekit.domain.accounts import (
     fold_account,
 )
 from reservekit.domain.errors import Conflict, InvalidInput, NotPermitted
-from reservekit.domain.keys import (
-    MAX_GRACE_SECONDS,
-    KeyMaterial,
-    KeyState,
-    decide_create_key,
-    decide_revoke,
-    decide_rotate,
-    evolve_key,
-    fold_key,
-)
-from reservekit.domain.scopes import ACCOUNT_SCOPES
-from reservekit.events.types import (
+from reservekit.domain.events import (
     AccountOpened,
     AccountPlanChanged,
     Event,
@@ -39,6 +28,17 @@ from reservekit.events.types import (
     Metadata,
     RecordedEvent,
 )
+from reservekit.domain.keys import (
+    MAX_GRACE_SECONDS,
+    KeyMaterial,
+    KeyState,
+    decide_create_key,
+    decide_revoke,
+    decide_rotate,
+    evolve_key,
+    fold_key,
+)
+from reservekit.domain.scopes import ACCOUNT_SCOPES
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PLANS = {"free": 60, "pro": 600}

@@ -20,8 +20,8 @@ from litestar import Litestar
 from sqlalchemy import func, select
 
 from reservekit.clock import FakeClock
+from reservekit.domain.events import Metadata
 from reservekit.events.tables import events
-from reservekit.events.types import Metadata
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings
 from reservekit.usecases.commands import OpenAccount

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reservekit.clock import to_micros
 from reservekit.db import read_transaction
+from reservekit.domain.events import RecordedEvent
 from reservekit.events.store import row_to_event
 from reservekit.events.tables import events
-from reservekit.events.types import RecordedEvent
 from reservekit.usage.records import UsageRecord, usage_log
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from reservekit.audit.checkpoint import CheckpointError
 from reservekit.db import DatabaseUnavailable
 from reservekit.domain.errors import DomainError
-from reservekit.events.types import Metadata
+from reservekit.domain.events import Metadata
 from reservekit.migrate import upgrade_to_head_async
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings, SettingsError

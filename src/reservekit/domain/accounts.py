@@ -8,7 +8,7 @@ from datetime import datetime
 import msgspec
 
 from reservekit.domain.errors import Conflict, InvalidInput
-from reservekit.events.types import AccountOpened, AccountPlanChanged, Event, RecordedEvent
+from reservekit.domain.events import AccountOpened, AccountPlanChanged, Event, RecordedEvent
 
 MAX_NAME_LENGTH = 200
 

@@ -11,8 +11,8 @@ import msgspec
 from reservekit.domain.accounts import AccountState, validate_name
 from reservekit.domain.domains import normalise_domains
 from reservekit.domain.errors import Conflict, InvalidInput
+from reservekit.domain.events import Event, KeyCreated, KeyRevoked, KeyRotated, LeakReported, RecordedEvent
 from reservekit.domain.scopes import check_grantable, resolve_scopes
-from reservekit.events.types import Event, KeyCreated, KeyRevoked, KeyRotated, LeakReported, RecordedEvent
 
 MAX_GRACE_SECONDS = 604_800
 MAX_LEAK_SOURCE_CHARS = 2000

@@ -14,7 +14,7 @@ import msgspec
 from sqlalchemy import RowMapping
 
 from reservekit.clock import from_micros
-from reservekit.events.types import Metadata, RecordedEvent, encode_event, encode_metadata, event_type
+from reservekit.domain.events import Metadata, RecordedEvent, encode_event, encode_metadata, event_type
 
 if TYPE_CHECKING:
     from reservekit.usecases.ports import StreamWrite

@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import Sequence
 
 from reservekit.clock import Clock, SystemClock, to_micros
+from reservekit.domain.events import Metadata, RecordedEvent
 from reservekit.events.chain import GENESIS_HASH, seal
-from reservekit.events.types import Metadata, RecordedEvent
 from reservekit.usecases.ports import AppendListener, ConcurrencyConflict, StreamWrite
 
 

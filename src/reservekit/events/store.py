@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reservekit.clock import Clock, SystemClock, from_micros, to_micros
 from reservekit.db import is_sqlite, read_transaction, write_transaction
+from reservekit.domain.events import Metadata, RecordedEvent, decode_event, decode_metadata
 from reservekit.events.chain import GENESIS_HASH, seal
 from reservekit.events.tables import events
-from reservekit.events.types import Metadata, RecordedEvent, decode_event, decode_metadata
 from reservekit.usecases.ports import AppendListener, ConcurrencyConflict, StreamWrite
 
 NOTIFY_CHANNEL = "reservekit_events"

@@ -1,128 +1,21 @@
-"""Lifecycle events: the source of truth. Tagged msgspec structs; the tag is the stored ``type``."""
+"""Moved to ``reservekit.domain.events`` (the events are the domain's); kept for ``auth/key_view.py``."""
 
-from __future__ import annotations
-
-from datetime import datetime
-
-import msgspec
-
-
-class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
-    pass
-
-
-class AccountOpened(_Event, frozen=True, kw_only=True, tag_field="type", tag="account_opened"):
-    account_id: str
-    name: str
-    plan: str
-    operator: bool = False
-
-
-class AccountPlanChanged(_Event, frozen=True, kw_only=True, tag_field="type", tag="account_plan_changed"):
-    account_id: str
-    plan: str
-
-
-class KeyCreated(_Event, frozen=True, kw_only=True, tag_field="type", tag="key_created"):
-    key_id: str
-    account_id: str
-    key_hash: str
-    prefix: str
-    last4: str
-    name: str | None = None
-    domains: tuple[str, ...] = ()
-    scopes: tuple[str, ...] = ()
-    expires_at: datetime | None = None
-    rotated_from: str | None = None
-
-
-class KeyRevoked(_Event, frozen=True, kw_only=True, tag_field="type", tag="key_revoked"):
-    key_id: str
-    account_id: str
-    reason: str | None = None
-
-
-class KeyRotated(_Event, frozen=True, kw_only=True, tag_field="type", tag="key_rotated"):
-    key_id: str
-    account_id: str
-    new_key_id: str
-    grace_ends_at: datetime
-
-
-class LeakReported(_Event, frozen=True, kw_only=True, tag_field="type", tag="leak_reported"):
-    key_id: str
-    account_id: str
-    source: str | None = None
-
-
-class FlagResolved(_Event, frozen=True, kw_only=True, tag_field="type", tag="flag_resolved"):
-    flag_id: str
-    account_id: str
-    resolution: str
-    note: str | None = None
-
-
-Event = (
-    AccountOpened | AccountPlanChanged | KeyCreated | KeyRevoked | KeyRotated | LeakReported | FlagResolved
+from reservekit.domain.events import (
+    AccountOpened,
+    AccountPlanChanged,
+    KeyCreated,
+    KeyRevoked,
+    KeyRotated,
+    LeakReported,
+    RecordedEvent,
 )
 
-EVENT_TYPES: frozenset[str] = frozenset(
-    str(cls.__struct_config__.tag)
-    for cls in (
-        AccountOpened,
-        AccountPlanChanged,
-        KeyCreated,
-        KeyRevoked,
-        KeyRotated,
-        LeakReported,
-        FlagResolved,
-    )
-)
-
-
-class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Who caused an event and from where; part of the hashed envelope."""
-
-    actor_account_id: str | None = None
-    actor_key_id: str | None = None
-    request_id: str | None = None
-    client_ip: str | None = None
-    user_agent: str | None = None
-    source: str = "api"
-
-
-class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
-    position: int
-    stream_id: str
-    stream_version: int
-    type: str
-    data: Event
-    metadata: Metadata
-    recorded_at: datetime
-    prev_hash: str
-    hash: str
-
-
-_event_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
-_metadata_decoder = msgspec.json.Decoder(Metadata)
-_encoder = msgspec.json.Encoder()
-
-
-def encode_event(event: Event) -> bytes:
-    return _encoder.encode(event)
-
-
-def decode_event(raw: bytes | str) -> Event:
-    return _event_decoder.decode(raw)
-
-
-def encode_metadata(metadata: Metadata) -> bytes:
-    return _encoder.encode(metadata)
-
-
-def decode_metadata(raw: bytes | str) -> Metadata:
-    return _metadata_decoder.decode(raw)
-
-
-def event_type(event: Event) -> str:
-    return str(type(event).__struct_config__.tag)
+__all__ = [
+    "AccountOpened",
+    "AccountPlanChanged",
+    "KeyCreated",
+    "KeyRevoked",
+    "KeyRotated",
+    "LeakReported",
+    "RecordedEvent",
+]

@@ -9,9 +9,9 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reservekit.domain.events import RecordedEvent
 from reservekit.events.store import head_position_in, read_after_in
 from reservekit.events.tables import events
-from reservekit.events.types import RecordedEvent
 from reservekit.usage.records import UsageRecord, read_usage_after_in, usage_head_in, usage_position_as_of
 
 

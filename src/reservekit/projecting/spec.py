@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reservekit.events.types import RecordedEvent
+from reservekit.domain.events import RecordedEvent
 from reservekit.projecting.sources import EVENTS, LogSource
 
 TablesT = TypeVar("TablesT", bound=tuple[Table, ...])

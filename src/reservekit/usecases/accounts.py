@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from reservekit.domain.accounts import AccountState, decide_change_plan, decide_open_account, fold_account
 from reservekit.domain.errors import ConcurrentChange, NotFound
+from reservekit.domain.events import AccountOpened, Metadata
 from reservekit.domain.keys import decide_create_key, fold_key
 from reservekit.domain.scopes import operator_scopes
-from reservekit.events.types import AccountOpened, Metadata
 from reservekit.ids import new_id
 from reservekit.usecases.commands import ChangePlan, IssuedKey, OpenAccount, OpenedAccount
 from reservekit.usecases.dependencies import Handled, HandlerDependencies

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from reservekit.domain.accounts import AccountState
+from reservekit.domain.events import Metadata
 from reservekit.domain.keys import KeyState
-from reservekit.events.types import Metadata
 from reservekit.usecases.accounts import handle_change_plan, handle_open_account, load_account
 from reservekit.usecases.commands import (
     ChangePlan,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from reservekit.domain.errors import ConcurrentChange, InvalidInput
-from reservekit.events.types import FlagResolved, Metadata
+from reservekit.domain.events import FlagResolved, Metadata
 from reservekit.usecases.commands import ResolveFlag
 from reservekit.usecases.dependencies import Handled, HandlerDependencies
 from reservekit.usecases.ports import ConcurrencyConflict, StreamWrite

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from reservekit.domain.errors import ConcurrentChange, NotFound
+from reservekit.domain.events import Metadata
 from reservekit.domain.keys import KeyState, decide_create_key, decide_revoke, decide_rotate, fold_key
-from reservekit.events.types import Metadata
 from reservekit.usecases.accounts import load_account
 from reservekit.usecases.commands import CreateKey, IssuedKey, RevokeKey, RotatedKey, RotateKey
 from reservekit.usecases.dependencies import Handled, HandlerDependencies

@@ -8,8 +8,8 @@ once: ``LeakReported`` both revokes the key (see ``domain.keys.evolve_key``) and
 
 from __future__ import annotations
 
+from reservekit.domain.events import LeakReported, Metadata
 from reservekit.domain.keys import MAX_LEAK_SOURCE_CHARS, fold_key
-from reservekit.events.types import LeakReported, Metadata
 from reservekit.keys.tokens import is_well_formed
 from reservekit.usecases.commands import ReportLeak
 from reservekit.usecases.dependencies import Handled, HandlerDependencies

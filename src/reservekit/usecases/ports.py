@@ -12,7 +12,7 @@ from typing import Protocol
 
 import msgspec
 
-from reservekit.events.types import Event, Metadata, RecordedEvent
+from reservekit.domain.events import Event, Metadata, RecordedEvent
 
 AppendListener = Callable[[Sequence[RecordedEvent]], None]
 

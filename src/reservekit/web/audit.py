@@ -13,7 +13,7 @@ from litestar.params import Parameter
 from reservekit.audit.as_of import keys_as_of
 from reservekit.audit.trail import EventFilter, UsageFilter, read_events, read_usage
 from reservekit.clock import from_micros
-from reservekit.events.types import RecordedEvent
+from reservekit.domain.events import RecordedEvent
 from reservekit.events.verify import ChainReport, verify_chain
 from reservekit.schemas import KeyOut, key_out
 from reservekit.web.access import requires

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reservekit.auth.key_view import CachedKey
 from reservekit.clock import Clock
-from reservekit.events.types import Metadata
+from reservekit.domain.events import Metadata
 from reservekit.usecases.application import Application
 
 MAX_USER_AGENT_CHARS = 256
