@@ -50,16 +50,17 @@ def seal(
     writes: Sequence[StreamWrite],
     metadata: Metadata,
     *,
-    head_position: int,
-    head_hash: str,
+    head: tuple[int, str] | None,
     recorded_at_us: int,
 ) -> tuple[list[dict[str, Any]], list[RecordedEvent]]:
-    """Number and chain a batch after the head: the rows to store and the events they record.
+    """Number and chain a batch after the head (position, hash; None for an empty log).
+
+    Returns the rows to store and the events they record.
 
     Every store (SQL or in memory) appends through this, so positions, versions and hashes are made
     one way only. The caller has already checked each stream's version against ``expected_version``.
     """
-    position, prev_hash = head_position, head_hash
+    position, prev_hash = head or (0, GENESIS_HASH)
     metadata_raw = encode_metadata(metadata).decode()
     rows: list[dict[str, Any]] = []
     recorded: list[RecordedEvent] = []

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from reservekit.clock import Clock, SystemClock, to_micros
 from reservekit.domain.events import Metadata, RecordedEvent
-from reservekit.events.chain import GENESIS_HASH, seal
+from reservekit.events.chain import seal
 from reservekit.usecases.ports import AppendListener, ConcurrencyConflict, StreamWrite
 
 
@@ -32,14 +32,8 @@ class InMemoryEventStore:
                 actual = len(self._streams.get(write.stream_id, ()))
                 if actual != write.expected_version:
                     raise ConcurrencyConflict(write.stream_id, write.expected_version, actual)
-            head = self._log[-1] if self._log else None
-            _rows, recorded = seal(
-                writes,
-                metadata,
-                head_position=head.position if head else 0,
-                head_hash=head.hash if head else GENESIS_HASH,
-                recorded_at_us=to_micros(self._clock.now()),
-            )
+            last = (self._log[-1].position, self._log[-1].hash) if self._log else None
+            _rows, recorded = seal(writes, metadata, head=last, recorded_at_us=to_micros(self._clock.now()))
             for event in recorded:
                 self._log.append(event)
                 self._streams.setdefault(event.stream_id, []).append(event)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from reservekit.clock import Clock, SystemClock, from_micros, to_micros
 from reservekit.db import is_sqlite, read_transaction, write_transaction
 from reservekit.domain.events import Metadata, RecordedEvent, decode_event, decode_metadata
-from reservekit.events.chain import GENESIS_HASH, seal
+from reservekit.events.chain import seal
 from reservekit.events.tables import events
 from reservekit.usecases.ports import AppendListener, ConcurrencyConflict, StreamWrite
 
@@ -63,13 +63,8 @@ class SqlEventStore:
             actual = await self._stream_version(conn, write.stream_id)
             if actual != write.expected_version:
                 raise ConcurrencyConflict(write.stream_id, write.expected_version, actual)
-        rows, recorded = seal(
-            writes,
-            metadata,
-            head_position=head.position if head else 0,
-            head_hash=head.hash if head else GENESIS_HASH,
-            recorded_at_us=to_micros(self._clock.now()),
-        )
+        last = (int(head.position), str(head.hash)) if head else None
+        rows, recorded = seal(writes, metadata, head=last, recorded_at_us=to_micros(self._clock.now()))
         if not rows:
             return []
         try:
