@@ -1,1 +1,1 @@
-"""Use cases: read a stream, decide, append. The API and the CLI both call these, nothing else writes."""
+"""Use cases: commands, one handler each, and `Application.execute`, the one door for every write."""
