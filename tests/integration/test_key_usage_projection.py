@@ -11,9 +11,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections import key_usage
-from projections.key_usage import DAY_US, HOUR_US, MINUTE_US, KeyUsageTables
+from projections.key_usage import KeyUsageTables
 from reservekit.background import WakeUp
-from reservekit.clock import from_micros, to_micros
+from reservekit.clock import DAY_US, HOUR_US, MINUTE_US, from_micros, to_micros
 from reservekit.db import read_transaction, write_transaction
 from reservekit.projecting.rebuild import position_as_of, rebuild_into, verify_projection
 from reservekit.projecting.runner import ProjectionRunner, apply_next_batch, catch_up

@@ -55,6 +55,8 @@ class NoReadModels:
 
 
 class Application:
+    """The application service: ``execute`` for every write, and the two reads folded from streams."""
+
     def __init__(self, deps: HandlerDependencies, read_models: ReadModels | None = None) -> None:
         self.deps = deps
         self._read_models = read_models or NoReadModels()
