@@ -14,11 +14,11 @@ import pytest
 
 from reservekit.auth import key_view as key_view_module
 from reservekit.auth.authenticator import AuthResult
-from reservekit.events.types import Metadata
+from reservekit.domain.accounts import AccountState
+from reservekit.domain.events import Metadata
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings
-from reservekit.usecases.accounts import change_plan, open_account
-from reservekit.usecases.keys import create_key, revoke_key, rotate_key
+from reservekit.usecases.commands import ChangePlan, CreateKey, IssuedKey, OpenAccount, RevokeKey, RotateKey
 
 CLI = Metadata(source="cli")
 
@@ -36,19 +36,31 @@ async def replicas(settings: Settings) -> AsyncIterator[tuple[Runtime, Runtime]]
 async def authenticate(runtime: Runtime, secret: str) -> AuthResult:
     return await runtime.authenticator.authenticate(
         authorization=f"Bearer {secret}",
-        origin=None,
-        referer=None,
+        origin_host=None,
         required_scopes=None,
         client_ip="203.0.113.7",
     )
 
 
+async def open_account(runtime: Runtime) -> tuple[AccountState, IssuedKey]:
+    opened = await runtime.application.execute(OpenAccount(name="Acme"), CLI)
+    return opened.account, opened.first_key
+
+
+async def create_key(runtime: Runtime, account_id: str, name: str) -> IssuedKey:
+    return await runtime.application.execute(CreateKey(account_id=account_id, name=name), CLI)
+
+
+async def change_plan(runtime: Runtime, account_id: str, plan: str) -> None:
+    await runtime.application.execute(ChangePlan(account_id=account_id, plan=plan), CLI)
+
+
 async def _revoke(a: Runtime, account_id: str, key_id: str) -> None:
-    await revoke_key(a.authority, account_id=account_id, key_id=key_id, reason="test", metadata=CLI)
+    await a.application.execute(RevokeKey(account_id=account_id, key_id=key_id, reason="test"), CLI)
 
 
 async def _rotate(a: Runtime, account_id: str, key_id: str) -> None:
-    await rotate_key(a.authority, account_id=account_id, key_id=key_id, grace_period_seconds=0, metadata=CLI)
+    await a.application.execute(RotateKey(account_id=account_id, key_id=key_id, grace_period_seconds=0), CLI)
 
 
 @pytest.mark.parametrize(
@@ -60,12 +72,12 @@ async def test_a_replica_appending_right_after_another_still_applies_the_others_
     refusal: str,
 ) -> None:
     a, b = replicas
-    account, issued = await open_account(a.authority, name="Acme", metadata=CLI)
+    account, issued = await open_account(a)
     assert (await authenticate(b, issued.secret)).outcome == "ok"  # B now holds the key in memory
     before = b.key_view.position
 
     await write_on_a(a, account.account_id, issued.key.key_id)  # position p, on A
-    await create_key(b.authority, account_id=account.account_id, name="other", metadata=CLI)  # p + 1, on B
+    await create_key(b, account.account_id, "other")  # p + 1, on B
 
     # B's own append does not follow B's cursor, so the cursor stays where B's tailer left it ...
     assert b.key_view.position == before
@@ -79,12 +91,12 @@ async def test_a_plan_change_written_elsewhere_is_not_skipped_either(
     replicas: tuple[Runtime, Runtime],
 ) -> None:
     a, b = replicas
-    account, issued = await open_account(a.authority, name="Acme", metadata=CLI)
+    account, issued = await open_account(a)
     assert (await authenticate(b, issued.secret)).outcome == "ok"
     assert b.key_view.plan_of(account.account_id) == "free"
 
-    await change_plan(a.authority, account_id=account.account_id, plan="pro", metadata=CLI)
-    await create_key(b.authority, account_id=account.account_id, name="other", metadata=CLI)
+    await change_plan(a, account.account_id, "pro")
+    await create_key(b, account.account_id, "other")
     await b.key_view.catch_up()
 
     assert b.key_view.plan_of(account.account_id) == "pro"
@@ -92,9 +104,9 @@ async def test_a_plan_change_written_elsewhere_is_not_skipped_either(
 
 async def test_own_appends_that_follow_on_move_the_cursor(replicas: tuple[Runtime, Runtime]) -> None:
     a, _ = replicas
-    account, _issued = await open_account(a.authority, name="Acme", metadata=CLI)
+    account, _issued = await open_account(a)
     assert a.key_view.position == await a.store.head()
-    await create_key(a.authority, account_id=account.account_id, name="next", metadata=CLI)
+    await create_key(a, account.account_id, "next")
     assert a.key_view.position == await a.store.head()
 
 
@@ -104,8 +116,8 @@ async def test_a_revocation_written_while_a_miss_reads_the_key_holds_for_the_nex
     """A miss folds the key from a snapshot taken before this replica's own revocation committed."""
     b = Runtime.build(settings)
     await b.start(background=False)
-    account, _ = await open_account(b.authority, name="Acme", metadata=CLI)
-    issued = await create_key(b.authority, account_id=account.account_id, name="k", metadata=CLI)
+    account, _ = await open_account(b)
+    issued = await create_key(b, account.account_id, "k")
     a = Runtime.build(settings)  # starts after the key exists: its first use is a miss on A
     await a.start(background=False)
 
@@ -134,7 +146,7 @@ async def test_an_own_append_during_a_catch_up_neither_moves_the_cursor_nor_look
     replicas: tuple[Runtime, Runtime], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, _ = replicas
-    account, _ = await open_account(a.authority, name="Acme", metadata=CLI)
+    account, _ = await open_account(a)
     start = a.key_view.position
     real_read = key_view_module.read_after_in
     reading, proceed = asyncio.Event(), asyncio.Event()
@@ -147,7 +159,7 @@ async def test_an_own_append_during_a_catch_up_neither_moves_the_cursor_nor_look
     monkeypatch.setattr(key_view_module, "read_after_in", wait_then_read)
     catching_up = asyncio.create_task(a.key_view.catch_up())
     await reading.wait()
-    await create_key(a.authority, account_id=account.account_id, name="during", metadata=CLI)
+    await create_key(a, account.account_id, "during")
     assert a.key_view.position == start
     proceed.set()
     monkeypatch.setattr(key_view_module, "read_after_in", real_read)
@@ -161,7 +173,7 @@ async def test_a_plan_read_from_an_older_snapshot_never_replaces_a_newer_plan(
 ) -> None:
     b = Runtime.build(settings)
     await b.start(background=False)
-    account, _ = await open_account(b.authority, name="Acme", metadata=CLI)
+    account, _ = await open_account(b)
     a = Runtime.build(settings)  # has never seen the account: its plan is read on demand
     await a.start(background=False)
     real_read = key_view_module.read_stream_in
@@ -176,7 +188,7 @@ async def test_a_plan_read_from_an_older_snapshot_never_replaces_a_newer_plan(
     monkeypatch.setattr(key_view_module, "read_stream_in", read_then_wait)
     resolving = asyncio.create_task(a.key_view.resolve_plan(account.account_id))
     await read.wait()
-    await change_plan(a.authority, account_id=account.account_id, plan="pro", metadata=CLI)
+    await change_plan(a, account.account_id, "pro")
     proceed.set()
     await resolving
     assert a.key_view.plan_of(account.account_id) == "pro"

@@ -26,8 +26,8 @@ from reservekit.domain.keys import fold_key
 from reservekit.events.chain import GENESIS_HASH
 from reservekit.events.store import row_to_event
 from reservekit.events.tables import events
-from reservekit.events.types import RecordedEvent
-from reservekit.projecting.wakeup import WakeUp, stop_loop, wait_for_wakeup
+from reservekit.domain.events import RecordedEvent
+from reservekit.background import WakeUp, stop_loop, wait_for_wakeup
 
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
