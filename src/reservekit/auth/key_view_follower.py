@@ -20,14 +20,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from reservekit.auth.key_view import CachedKey, KeyView
+from reservekit.background import WakeUp, stop_loop, wait_for_wakeup
 from reservekit.db import DatabaseUnavailable, read_transaction
 from reservekit.domain.accounts import fold_account
+from reservekit.domain.events import RecordedEvent
 from reservekit.domain.keys import fold_key
 from reservekit.events.chain import GENESIS_HASH
 from reservekit.events.store import row_to_event
 from reservekit.events.tables import events
-from reservekit.domain.events import RecordedEvent
-from reservekit.background import WakeUp, stop_loop, wait_for_wakeup
 
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
