@@ -18,14 +18,13 @@ from sqlalchemy import insert
 from projections import api_keys
 from reservekit.audit.as_of import keys_as_of
 from reservekit.clock import FakeClock
-from reservekit.events.types import Metadata
+from reservekit.domain.events import Metadata
 from reservekit.projecting.rebuild import position_as_of, rebuild_into
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings
-from reservekit.usecases.accounts import open_account
-from reservekit.usecases.keys import create_key, revoke_key, rotate_key
 from tests.cli.test_cli import run
 from tests.conftest import TEST_PEPPER
+from tests.writes import create_key, open_account, revoke_key, rotate_key
 
 CLI = Metadata(source="cli")
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -45,12 +44,10 @@ async def test_keys_as_of_the_very_instant_of_a_revocation_include_it(
     runtime: tuple[Runtime, FakeClock],
 ) -> None:
     rt, clock = runtime
-    account, issued = await open_account(rt.authority, name="Acme", metadata=CLI)
+    account, issued = await open_account(rt, name="Acme", metadata=CLI)
     clock.advance(300)
     revoked_at = clock.now()
-    await revoke_key(
-        rt.authority, account_id=account.account_id, key_id=issued.key.key_id, reason=None, metadata=CLI
-    )
+    await revoke_key(rt, account_id=account.account_id, key_id=issued.key.key_id, reason=None, metadata=CLI)
 
     at = {s.key_id: s for s in await keys_as_of(rt.engine, revoked_at, account_id=account.account_id)}
     before = {
@@ -66,12 +63,10 @@ async def test_a_rebuild_as_of_the_very_instant_of_an_event_includes_it(
     runtime: tuple[Runtime, FakeClock],
 ) -> None:
     rt, clock = runtime
-    account, issued = await open_account(rt.authority, name="Acme", metadata=CLI)
+    account, issued = await open_account(rt, name="Acme", metadata=CLI)
     clock.advance(300)
     revoked_at = clock.now()
-    await revoke_key(
-        rt.authority, account_id=account.account_id, key_id=issued.key.key_id, reason=None, metadata=CLI
-    )
+    await revoke_key(rt, account_id=account.account_id, key_id=issued.key.key_id, reason=None, metadata=CLI)
     head = await rt.store.head()
 
     assert await position_as_of(rt.engine, api_keys.PROJECTION, revoked_at) == head
@@ -84,19 +79,19 @@ async def test_a_rotation_never_extends_an_earlier_expiry(
     runtime: tuple[Runtime, FakeClock], settings: Settings
 ) -> None:
     rt, _ = runtime
-    account, _ = await open_account(rt.authority, name="Acme", metadata=CLI)
+    account, _ = await open_account(rt, name="Acme", metadata=CLI)
     expires = T0 + timedelta(hours=1)
     issued = await create_key(
-        rt.authority, account_id=account.account_id, name="short", expires_at=expires, metadata=CLI
+        rt, account_id=account.account_id, name="short", expires_at=expires, metadata=CLI
     )
     other = Runtime.build(settings)  # another replica that holds the key and tails the rotation
     await other.start(background=False)
     try:
-        assert other.key_view.get(other.authority.hasher.digest(issued.secret)) is None
-        await other.key_view.resolve(other.authority.hasher.digest(issued.secret))
+        assert other.key_view.get(other.application.deps.hasher.digest(issued.secret)) is None
+        await other.key_view.resolve(other.application.deps.hasher.digest(issued.secret))
 
         old, _new = await rotate_key(
-            rt.authority,
+            rt,
             account_id=account.account_id,
             key_id=issued.key.key_id,
             grace_period_seconds=604_800,
@@ -106,7 +101,7 @@ async def test_a_rotation_never_extends_an_earlier_expiry(
 
         assert old.expires_at == expires  # the domain's fold
         for view in (rt.key_view, other.key_view):  # own append, and the tailer
-            entry = view.get(rt.authority.hasher.digest(issued.secret))
+            entry = view.get(rt.application.deps.hasher.digest(issued.secret))
             assert entry is not None
             assert entry.rotated
             assert entry.expires_at == expires.timestamp()
@@ -120,7 +115,7 @@ async def test_rebuild_verify_exits_1_naming_a_row_forged_into_the_live_table(
     rt = Runtime.build(msgspec.structs.replace(settings))
     await rt.start(background=False)
     try:
-        await open_account(rt.authority, name="Acme", metadata=CLI)
+        await open_account(rt, name="Acme", metadata=CLI)
         await rt.refresh_projections()
         keys = api_keys.PROJECTION.live.keys
         async with rt.engine.begin() as conn:

@@ -14,15 +14,14 @@ import pytest
 from sqlalchemy import select
 
 from reservekit.auth.key_view_follower import SelfCheck
+from reservekit.domain.events import Metadata
 from reservekit.events.tables import events
-from reservekit.events.types import Metadata
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings
-from reservekit.usecases.accounts import open_account
-from reservekit.usecases.keys import create_key, revoke_key
 from reservekit.web.app import create_app
 from tests.integration.test_key_view_cursor import authenticate
 from tests.web.conftest import serving
+from tests.writes import create_key, open_account, revoke_key
 
 CLI = Metadata(source="cli")
 
@@ -48,12 +47,10 @@ async def _log_head(runtime: Runtime) -> tuple[int, str]:
 
 async def _skip_a_revocation(a: Runtime, b: Runtime) -> tuple[str, str]:
     """Plant issue 16's defect on B: its cursor passes A's revocation without applying it."""
-    account, issued = await open_account(a.authority, name="Acme", metadata=CLI)
+    account, issued = await open_account(a, name="Acme", metadata=CLI)
     assert (await authenticate(b, issued.secret)).outcome == "ok"
-    await revoke_key(
-        a.authority, account_id=account.account_id, key_id=issued.key.key_id, reason=None, metadata=CLI
-    )
-    await create_key(b.authority, account_id=account.account_id, name="other", metadata=CLI)
+    await revoke_key(a, account_id=account.account_id, key_id=issued.key.key_id, reason=None, metadata=CLI)
+    await create_key(b, account_id=account.account_id, name="other", metadata=CLI)
     b.key_view.position, b.key_view.head_hash = await _log_head(b)  # what the old own-append path did
     assert (await authenticate(b, issued.secret)).outcome == "ok"  # the defect, as users saw it
     return account.account_id, issued.secret
@@ -78,15 +75,13 @@ async def test_a_cursor_the_log_does_not_continue_re_reads_from_the_last_verifie
     replicas: tuple[Runtime, Runtime],
 ) -> None:
     a, b = replicas
-    account, issued = await open_account(a.authority, name="Acme", metadata=CLI)
+    account, issued = await open_account(a, name="Acme", metadata=CLI)
     assert (await authenticate(b, issued.secret)).outcome == "ok"
     verified = await b.key_view_checker.check()
     assert verified.cursor_ok
     assert b.key_view.verified_position == b.key_view.position
 
-    await revoke_key(
-        a.authority, account_id=account.account_id, key_id=issued.key.key_id, reason=None, metadata=CLI
-    )
+    await revoke_key(a, account_id=account.account_id, key_id=issued.key.key_id, reason=None, metadata=CLI)
     b.key_view.position, b.key_view.head_hash = b.key_view.position + 1, "f" * 64  # passed, never applied
     assert (await authenticate(b, issued.secret)).outcome == "ok"
 
@@ -104,12 +99,10 @@ async def test_a_chain_break_seen_while_tailing_is_healed_without_losing_the_eve
     replicas: tuple[Runtime, Runtime],
 ) -> None:
     a, b = replicas
-    account, issued = await open_account(a.authority, name="Acme", metadata=CLI)
+    account, issued = await open_account(a, name="Acme", metadata=CLI)
     assert (await authenticate(b, issued.secret)).outcome == "ok"
     await b.key_view_checker.check()
-    await revoke_key(
-        a.authority, account_id=account.account_id, key_id=issued.key.key_id, reason=None, metadata=CLI
-    )
+    await revoke_key(a, account_id=account.account_id, key_id=issued.key.key_id, reason=None, metadata=CLI)
     b.key_view.head_hash = "e" * 64  # the next event read will not continue it
 
     await b.key_view.catch_up()
@@ -120,7 +113,7 @@ async def test_a_chain_break_seen_while_tailing_is_healed_without_losing_the_eve
 
 async def test_a_wrong_plan_in_memory_is_put_right(replicas: tuple[Runtime, Runtime]) -> None:
     a, b = replicas
-    account, issued = await open_account(a.authority, name="Acme", metadata=CLI)
+    account, issued = await open_account(a, name="Acme", metadata=CLI)
     assert (await authenticate(b, issued.secret)).outcome == "ok"
     known_at, _ = dict(b.key_view.plans())[account.account_id]
     b.key_view.replace_plan(account.account_id, known_at, "enterprise")
@@ -138,16 +131,16 @@ async def test_replicas_check_themselves_in_the_background_and_report_it(setting
         a: Runtime = app_a.state.runtime
         b: Runtime = app_b.state.runtime
         del client_a
-        account, issued = await open_account(a.authority, name="Acme", metadata=CLI)
+        account, issued = await open_account(a, name="Acme", metadata=CLI)
         assert (await authenticate(b, issued.secret)).outcome == "ok"
         await revoke_key(
-            a.authority, account_id=account.account_id, key_id=issued.key.key_id, reason=None, metadata=CLI
+            a, account_id=account.account_id, key_id=issued.key.key_id, reason=None, metadata=CLI
         )
         for _ in range(200):
             if (await authenticate(b, issued.secret)).outcome == "revoked":
                 break
             await asyncio.sleep(0.01)
-        entry = b.key_view.get(b.authority.hasher.digest(issued.secret))
+        entry = b.key_view.get(b.application.deps.hasher.digest(issued.secret))
         assert entry is not None
         entry.revoked = False  # a lost revocation that no tailer will ever re-read
         for _ in range(200):
