@@ -7,39 +7,20 @@ no background tasks run, and each test calls what the tailer would call, when it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from reservekit.auth import key_view as key_view_module
-from reservekit.auth.authenticator import AuthResult
 from reservekit.domain.accounts import AccountState
 from reservekit.domain.events import Metadata
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings
 from reservekit.usecases.commands import ChangePlan, CreateKey, IssuedKey, OpenAccount, RevokeKey, RotateKey
+from tests.integration.conftest import authenticate
 
 CLI = Metadata(source="cli")
-
-
-@pytest.fixture
-async def replicas(settings: Settings) -> AsyncIterator[tuple[Runtime, Runtime]]:
-    a, b = Runtime.build(settings), Runtime.build(settings)
-    await a.start(background=False)
-    await b.start(background=False)
-    yield a, b
-    await a.stop()
-    await b.stop()
-
-
-async def authenticate(runtime: Runtime, secret: str) -> AuthResult:
-    return await runtime.authenticator.authenticate(
-        authorization=f"Bearer {secret}",
-        origin_host=None,
-        required_scopes=None,
-        client_ip="203.0.113.7",
-    )
 
 
 async def open_account(runtime: Runtime) -> tuple[AccountState, IssuedKey]:

@@ -7,10 +7,8 @@ wrong plan): the self-check must find each one, count it, and leave the view equ
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import msgspec
-import pytest
 from sqlalchemy import select
 
 from reservekit.auth.key_view_follower import SelfCheck
@@ -19,21 +17,11 @@ from reservekit.events.tables import events
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings
 from reservekit.web.app import create_app
-from tests.integration.test_key_view_cursor import authenticate
+from tests.integration.conftest import authenticate
 from tests.web.conftest import serving
 from tests.writes import create_key, open_account, revoke_key
 
 CLI = Metadata(source="cli")
-
-
-@pytest.fixture
-async def replicas(settings: Settings) -> AsyncIterator[tuple[Runtime, Runtime]]:
-    a, b = Runtime.build(settings), Runtime.build(settings)
-    await a.start(background=False)
-    await b.start(background=False)
-    yield a, b
-    await a.stop()
-    await b.stop()
 
 
 async def _log_head(runtime: Runtime) -> tuple[int, str]:

@@ -26,11 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from projections import api_keys
 from reservekit.db import read_transaction
 from reservekit.domain.accounts import fold_account
-from reservekit.domain.keys import KeyState, fold_key
-from reservekit.events.chain import GENESIS_HASH
-from reservekit.events.store import read_after_in, read_stream_in
-from reservekit.events.tables import events, projection_checkpoints
-from reservekit.events.types import (
+from reservekit.domain.events import (
     AccountOpened,
     AccountPlanChanged,
     KeyCreated,
@@ -39,6 +35,10 @@ from reservekit.events.types import (
     LeakReported,
     RecordedEvent,
 )
+from reservekit.domain.keys import KeyState, fold_key
+from reservekit.events.chain import GENESIS_HASH
+from reservekit.events.store import read_after_in, read_stream_in
+from reservekit.events.tables import events, projection_checkpoints
 
 log = structlog.get_logger(__name__)
 
