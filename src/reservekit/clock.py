@@ -80,3 +80,8 @@ def parse_instant(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("needs a UTC offset (Z or ±HH:MM)")
     return moment
+
+
+def format_instant(moment: datetime) -> str:
+    """An instant as the API writes it (RFC 3339, UTC as ``Z``): the CLI prints times the same way."""
+    return msgspec.json.encode(moment.astimezone(UTC)).decode().strip('"')

@@ -15,8 +15,8 @@ from reservekit.audit.checkpoint import (
     read_checkpoint,
     sign_checkpoint,
 )
-from reservekit.cli.context import open_runtime
-from reservekit.clock import to_micros
+from reservekit.cli.context import JSON_HELP, UserError, open_runtime, print_json
+from reservekit.clock import format_instant, to_micros
 from reservekit.db import read_transaction
 from reservekit.events.store import row_to_event
 from reservekit.events.tables import events
@@ -35,21 +35,25 @@ def register(commands: Any, instant: Any) -> None:
     verify.add_argument(
         "--public-key", metavar="BASE64", help="the signing key to trust (default: the file's own)"
     )
+    verify.add_argument("--json", action="store_true", help=JSON_HELP)
     verify.set_defaults(handler=run_verify)
     checkpoint = group.add_parser(
         "checkpoint", help="write a signed head of the log to a file outside the database"
     )
-    checkpoint.add_argument("--out", type=Path, required=True, metavar="FILE")
+    checkpoint.add_argument(
+        "--out", type=Path, required=True, metavar="FILE", help="where to write the signed checkpoint (JSON)"
+    )
     checkpoint.add_argument(
         "--signing-key",
         type=Path,
         metavar="PEM",
         help="Ed25519 key (default: audit-signing-key.pem in the data dir)",
     )
+    checkpoint.add_argument("--json", action="store_true", help=JSON_HELP)
     checkpoint.set_defaults(handler=run_checkpoint)
-    export = group.add_parser("export", help="write events as JSON lines (for a SIEM)")
-    export.add_argument("--since", type=instant)
-    export.add_argument("--until", type=instant)
+    export = group.add_parser("export", help="write events as JSON lines (for a SIEM); always JSON")
+    export.add_argument("--since", type=instant, metavar="T", help="events recorded at or after T (RFC 3339)")
+    export.add_argument("--until", type=instant, metavar="T", help="events recorded before T (RFC 3339)")
     export.set_defaults(handler=run_export)
 
 
@@ -60,6 +64,20 @@ async def run_verify(args: argparse.Namespace, settings: Settings) -> int:
     async with open_runtime(settings) as runtime:
         report = await verify_chain(runtime.engine)
         problem = await check_against_log(runtime.engine, checkpoint) if checkpoint and report.ok else None
+    intact = report.ok and not problem
+    if args.json:
+        print_json(
+            {
+                "intact": intact,
+                "events": report.count,
+                "head_position": report.head_position,
+                "head_hash": report.head_hash,
+                "first_bad_position": report.first_bad_position,
+                "reason": report.reason,
+                "checkpoint_problem": problem,
+            }
+        )
+        return 0 if intact else 1
     if not report.ok:
         print(f"chain BROKEN at position {report.first_bad_position}: {report.reason}")
         return 1
@@ -68,7 +86,9 @@ async def run_verify(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"chain intact: {report.count} events, head {report.head_position} hash {report.head_hash}")
     if checkpoint:
-        print(f"checkpoint holds: position {checkpoint.position} signed {checkpoint.created_at.isoformat()}")
+        print(
+            f"checkpoint holds: position {checkpoint.position} signed {format_instant(checkpoint.created_at)}"
+        )
     return 0
 
 
@@ -78,6 +98,9 @@ async def run_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
         report = await verify_chain(runtime.engine)
         checkpoint = sign_checkpoint(report, key, runtime.clock.now())
     args.out.write_bytes(msgspec.json.encode(checkpoint) + b"\n")
+    if args.json:
+        print_json(checkpoint)
+        return 0
     print(
         f"checkpoint of position {checkpoint.position} written to {args.out}"
         f"; public key {checkpoint.public_key}"
@@ -88,6 +111,8 @@ async def run_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
 async def run_export(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy import select
 
+    if args.since is not None and args.until is not None and args.since > args.until:
+        raise UserError(f"--since {format_instant(args.since)} is after --until {format_instant(args.until)}")
     encoder = msgspec.json.Encoder()
     async with open_runtime(settings) as runtime, read_transaction(runtime.engine) as conn:
         query = select(events).order_by(events.c.position)

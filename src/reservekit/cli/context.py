@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import getpass
+import re
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from reservekit.audit.checkpoint import CheckpointError
 from reservekit.db import DatabaseUnavailable
@@ -18,7 +21,16 @@ from reservekit.migrate import upgrade_to_head_async
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings, SettingsError
 
-CLI_METADATA = Metadata(source="cli")
+JSON_HELP = "print JSON instead of text"
+
+
+def cli_metadata() -> Metadata:
+    """Events written from the command line name who ran it and where (there is no API key to name)."""
+    try:
+        user: str | None = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER: still record the host
+        user = None
+    return Metadata(source="cli", actor_os_user=user, actor_host=socket.gethostname())
 
 
 class UserError(Exception):
@@ -58,4 +70,13 @@ def describe_error(exc: BaseException) -> str | None:
         return str(exc)
     if isinstance(exc, DatabaseUnavailable | OSError):
         return f"cannot reach the database: {exc}"
+    if isinstance(exc, DBAPIError) and _CONNECT_REFUSALS.search(str(exc.orig)):
+        # The server answered but refused this database, role or password: the URL is the mistake.
+        return f"cannot use the database: {str(exc.orig).splitlines()[0]} (check RESERVEKIT_DATABASE_URL)"
     return None
+
+
+_CONNECT_REFUSALS = re.compile(
+    r'database "[^"]*" does not exist|role "[^"]*" does not exist|password authentication failed'
+    r"|no pg_hba.conf entry"
+)

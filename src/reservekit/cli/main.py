@@ -8,7 +8,10 @@ import inspect
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
+from importlib.metadata import version as package_version
 from typing import Any
+
+import shtab
 
 from reservekit import clock
 from reservekit.cli import accounts, audit, keys, projections, serve
@@ -28,10 +31,23 @@ def parse_instant(value: str) -> datetime:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reservekit", description="ReserveKit key authority")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version('reservekit')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (serve, accounts, keys, projections, audit):
         module.register(commands, parse_instant)
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script (bash, zsh or tcsh)",
+    )
+    completion.add_argument("shell", choices=shtab.SUPPORTED_SHELLS, help="the shell to complete for")
+    completion.set_defaults(handler=run_completion)
     return parser
+
+
+def run_completion(args: argparse.Namespace, _settings: Any) -> int:
+    # shtab writes the script from the parser itself, so completion never drifts from the commands.
+    sys.stdout.write(shtab.complete(build_parser(), shell=args.shell))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

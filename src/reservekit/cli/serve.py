@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import socket
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from reservekit.cli.context import UserError
+from reservekit.cli.context import JSON_HELP, UserError, print_json
 from reservekit.db import create_engine
 from reservekit.logging import configure_logging
 from reservekit.migrate import upgrade_to_head
@@ -19,11 +21,51 @@ from reservekit.settings import Settings
 
 def register(commands: Any, _instant: Any) -> None:
     serve = commands.add_parser("serve", help="serve the API (migrates the embedded database on first run)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address or host name to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=_port, default=8000, help="TCP port, 1 to 65535 (default 8000)")
     serve.set_defaults(handler=run_serve)
     migrate = commands.add_parser("migrate", help="upgrade the configured database to the latest schema")
+    migrate.add_argument("--json", action="store_true", help=JSON_HELP)
     migrate.set_defaults(handler=run_migrate)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65_535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1 to 65535)")
+    return int(text)
+
+
+def resolve_host(host: str) -> str:
+    """The address to bind for an address or a host name (the server itself takes only addresses)."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UserError(f"cannot listen on {host!r}: no such address or host name") from None
+    return str(infos[0][4][0])
+
+
+def ensure_free(address: str, port: int) -> None:
+    """Refuse a port another process listens on: the server binds with SO_REUSEPORT and would share it."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, port))
+        except PermissionError:
+            raise UserError(
+                f"not allowed to listen on port {port} (ports below 1024 need privileges)"
+            ) from None
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(
+                    f"{address}:{port} is already in use (another server is listening there)"
+                ) from None
+            raise UserError(f"cannot listen on {address}:{port}: {exc.strerror}") from None
+
+
+def url_for(address: str, port: int) -> str:
+    return f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -32,14 +74,17 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     configure_logging(level=settings.log_level, json=settings.log_json)
     # Fail here, with one line, rather than inside the server's worker with a traceback.
+    address = resolve_host(args.host)
+    ensure_free(address, args.port)
     load_pepper(settings)
     if settings.is_embedded:
         upgrade_to_head(settings.effective_database_url)
     asyncio.run(_check_database(settings))
+    print(f"ReserveKit key authority listening on {url_for(address, args.port)}", flush=True)
     Granian(
         "reservekit.web.app:create_app_from_env",
         factory=True,
-        address=args.host,
+        address=address,
         port=args.port,
         interface=Interfaces.ASGI,
         log_enabled=False,
@@ -61,7 +106,11 @@ async def _check_database(settings: Settings) -> None:
         await engine.dispose()
 
 
-def run_migrate(_args: argparse.Namespace, settings: Settings) -> int:
+def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
     upgrade_to_head(settings.effective_database_url)
-    print(f"migrated {settings.effective_database_url.split('@')[-1]} to head")
+    where = settings.effective_database_url.split("@")[-1]
+    if args.json:
+        print_json({"migrated": where})
+    else:
+        print(f"migrated {where} to head")
     return 0

@@ -87,6 +87,9 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     actor_account_id: str | None = None
     actor_key_id: str | None = None
+    # Commands run on a host: the operating-system user and the host name that ran them.
+    actor_os_user: str | None = None
+    actor_host: str | None = None
     request_id: str | None = None
     client_ip: str | None = None
     user_agent: str | None = None

@@ -6,12 +6,13 @@ and compares row by row, so a live runner moving on meanwhile cannot cause a fal
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import MetaData, Table, select, text, update
+from sqlalchemy import MetaData, Table, inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reservekit.clock import Clock, SystemClock, to_micros
@@ -63,7 +64,7 @@ async def rebuild_into(
         applied += len(batch)
         if progress:
             progress(position, target)
-    return RebuildResult(projection.name, target, applied, tuple(t.name for t in tables))
+    return RebuildResult(projection.name, target, applied, tuple(str(t.name) for t in tables))
 
 
 async def snapshot(conn: AsyncConnection, tables: Sequence[Table]) -> dict[str, list[tuple[Any, ...]]]:
@@ -159,3 +160,23 @@ async def replace_live(
             )
         )
     return result
+
+
+FORENSIC_MARKER = "__asof_"
+_FORENSIC_TABLE = re.compile(r"proj_[a-z0-9_]+__asof_[a-z0-9_]+")
+
+
+async def forensic_tables(engine: AsyncEngine) -> list[str]:
+    """Tables that ``rebuild --until-position/--as-of`` wrote (``proj_<name>__asof_<position>``)."""
+    async with engine.connect() as conn:
+        names: list[str] = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+    return sorted(name for name in names if _FORENSIC_TABLE.fullmatch(name))
+
+
+async def drop_forensic_tables(engine: AsyncEngine, names: Sequence[str]) -> None:
+    """Drop forensic copies in one transaction; refuses anything that is not one."""
+    if any(not _FORENSIC_TABLE.fullmatch(name) for name in names):
+        raise ValueError("only forensic copies may be dropped")
+    async with write_transaction(engine) as conn:
+        for name in names:
+            await conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
