@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, Boolean, Column, MetaData, String, Table, insert, update
+from sqlalchemy import BigInteger, Boolean, Column, MetaData, String, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reservekit.clock import to_micros
+from reservekit.clock import from_micros, to_micros
+from reservekit.domain.accounts import AccountState
 from reservekit.domain.events import AccountOpened, AccountPlanChanged, RecordedEvent
 from reservekit.projecting.spec import Projection
 
@@ -58,3 +59,25 @@ async def apply(conn: AsyncConnection, tables: AccountTables, batch: Sequence[Re
 PROJECTION = Projection(
     name="accounts", version=1, define=define, apply=apply, description="accounts and plans"
 )
+
+
+async def list_accounts(
+    conn: AsyncConnection, *, after: str | None = None, limit: int = 50
+) -> list[AccountState]:
+    """Every account in id order; ``after`` is the last id of the previous page (cursor)."""
+    accounts = PROJECTION.live.accounts
+    query = select(accounts)
+    if after:
+        query = query.where(accounts.c.account_id > after)
+    result = await conn.execute(query.order_by(accounts.c.account_id).limit(limit))
+    return [
+        AccountState(
+            account_id=row.account_id,
+            name=row.name,
+            plan=row.plan,
+            operator=row.operator,
+            opened_at=from_micros(row.opened_at_us),
+            version=0,  # a listing row, not a stream to append to
+        )
+        for row in result
+    ]

@@ -67,10 +67,25 @@ async def test_usage_trail_filters(client: Client, acme: Caller, runtime: Runtim
     assert none.json()["data"] == []
 
 
-async def test_verify_reports_an_intact_chain(client: Client, acme: Caller) -> None:
-    report = (await client.get("/v1/audit/verify", headers=acme.headers)).json()
-    assert report["ok"] is True
-    assert report["count"] == report["head_position"] == 2
+async def test_verify_reports_an_intact_chain(client: Client, acme: Caller, operator: Caller) -> None:
+    full = (await client.get("/v1/audit/verify", headers=operator.headers)).json()
+    assert full["ok"] is True
+    assert full["count"] == full["head_position"] == 4
+    assert len(full["head_hash"]) == 64
+    # The log's size and head hash span every account: a tenant learns only the verdict (issue 9).
+    assert (await client.get("/v1/audit/verify", headers=acme.headers)).json() == {"ok": True}
+
+
+async def test_key_hashes_in_the_trail_are_for_operators_only(
+    client: Client, acme: Caller, operator: Caller
+) -> None:
+    params = {"stream_id": acme.key_id}
+    own = (await client.get("/v1/audit/events", params=params, headers=acme.headers)).json()["data"]
+    assert own[0]["type"] == "key_created"
+    assert "key_hash" not in own[0]["data"]
+    assert own[0]["data"]["key_id"] == acme.key_id
+    full = (await client.get("/v1/audit/events", params=params, headers=operator.headers)).json()["data"]
+    assert len(full[0]["data"]["key_hash"]) == 64
 
 
 async def test_audit_needs_audit_read(client: Client, acme: Caller) -> None:

@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, get, patch, post
+from litestar import Controller, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from projections import accounts
+from reservekit.db import read_transaction
 from reservekit.schemas import AccountOut, AccountWithKey, account_out, key_with_secret
 from reservekit.usecases.commands import ChangePlan, OpenAccount
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
+from reservekit.web.pagination import Page
+from reservekit.web.params import IdCursor, Limit
+from reservekit.web.secrets import created_with_secret
 
 ADMIN = requires("platform:admin")
 
@@ -32,14 +37,26 @@ class AccountsController(Controller):
     tags = ["accounts"]
 
     @post("/", opt=ADMIN, summary="Open an account; its first key's secret is returned this once")
-    async def open(self, data: JSONBody[OpenAccountBody], call: NamedDependency[ApiCall]) -> AccountWithKey:
+    async def open(
+        self, data: JSONBody[OpenAccountBody], call: NamedDependency[ApiCall]
+    ) -> Response[AccountWithKey]:
         command = OpenAccount(name=data.name, plan=data.plan, operator=data.operator)
         opened = await call.application.execute(command, call.metadata)
         first = opened.first_key
-        return AccountWithKey(
+        body = AccountWithKey(
             account=account_out(opened.account),
             key=key_with_secret(first.key, first.secret, now=call.clock.now()),
         )
+        return created_with_secret(body, f"/v1/accounts/{body.account.id}")
+
+    @get("/", opt=ADMIN, summary="List every account (operators only), in id order")
+    async def list(
+        self, call: NamedDependency[ApiCall], cursor: IdCursor = None, limit: Limit = 50
+    ) -> Page[AccountOut]:
+        async with read_transaction(call.engine) as conn:
+            states = await accounts.list_accounts(conn, after=cursor, limit=limit + 1)
+        page = [account_out(state) for state in states[:limit]]
+        return Page(data=page, next_cursor=page[-1].id if len(states) > limit else None)
 
     @get("/{account_id:str}", opt=ADMIN, summary="Read an account")
     async def read(self, account_id: FromPath[str], call: NamedDependency[ApiCall]) -> AccountOut:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
@@ -19,6 +19,7 @@ from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
 from reservekit.web.pagination import Page
 from reservekit.web.params import IdCursor, Limit
+from reservekit.web.secrets import created_with_secret
 
 
 class CreateKeyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -43,7 +44,7 @@ class ApiKeysController(Controller):
     @post("/", opt=requires("keys:write"), summary="Create a key; its secret is returned this once")
     async def create(
         self, call: NamedDependency[ApiCall], data: JSONBody[CreateKeyBody | None] = None
-    ) -> KeyWithSecret:
+    ) -> Response[KeyWithSecret]:
         data = data or CreateKeyBody()
         command = CreateKey(
             account_id=call.caller.account_id,
@@ -54,7 +55,8 @@ class ApiKeysController(Controller):
             grantable=call.caller.scopes,
         )
         issued = await call.application.execute(command, call.metadata)
-        return key_with_secret(issued.key, issued.secret, now=call.clock.now())
+        body = key_with_secret(issued.key, issued.secret, now=call.clock.now())
+        return created_with_secret(body, f"/v1/api-keys/{body.id}")
 
     @get("/", opt=requires("keys:read"), summary="List the account's keys (never their secrets)")
     async def list(
@@ -92,11 +94,12 @@ class ApiKeysController(Controller):
     )
     async def rotate(
         self, key_id: FromPath[str], call: NamedDependency[ApiCall], data: JSONBody[RotateBody | None] = None
-    ) -> KeyWithSecret:
+    ) -> Response[KeyWithSecret]:
         command = RotateKey(
             account_id=call.caller.account_id,
             key_id=key_id,
             grace_period_seconds=data.grace_period_seconds if data else 0,
         )
         rotated = await call.application.execute(command, call.metadata)
-        return key_with_secret(rotated.new.key, rotated.new.secret, now=call.clock.now())
+        body = key_with_secret(rotated.new.key, rotated.new.secret, now=call.clock.now())
+        return created_with_secret(body, f"/v1/api-keys/{body.id}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get
@@ -14,7 +14,7 @@ from reservekit.audit.as_of import keys_as_of
 from reservekit.audit.trail import EventFilter, UsageFilter, read_events, read_usage
 from reservekit.clock import from_micros
 from reservekit.domain.events import RecordedEvent
-from reservekit.events.verify import ChainReport, verify_chain
+from reservekit.events.verify import verify_chain
 from reservekit.schemas import KeyOut, key_out
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
@@ -23,9 +23,51 @@ from reservekit.web.params import IdFilter, InstantText, Limit, PositionCursor, 
 AUDITORS = requires("audit:read", "platform:admin")
 
 
+class AuditEvent(msgspec.Struct, kw_only=True):
+    """A logged event as the trail shows it; ``key_hash`` only to operators (platform:admin)."""
+
+    position: int
+    stream_id: str
+    stream_version: int
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
+
+
 class EventPage(msgspec.Struct):
-    data: list[RecordedEvent]
+    data: list[AuditEvent]
     next_cursor: int | None
+
+
+class ChainVerdict(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The chain's verdict. The log's size and head hash span every account: operators only."""
+
+    ok: bool
+    first_bad_position: int | None = None
+    reason: str | None = None
+    count: int | None = None
+    head_position: int | None = None
+    head_hash: str | None = None
+
+
+def audit_event(recorded: RecordedEvent, *, operator: bool) -> AuditEvent:
+    data: dict[str, Any] = msgspec.to_builtins(recorded.data)
+    if not operator:
+        data.pop("key_hash", None)
+    return AuditEvent(
+        position=recorded.position,
+        stream_id=recorded.stream_id,
+        stream_version=recorded.stream_version,
+        type=recorded.type,
+        data=data,
+        metadata=msgspec.to_builtins(recorded.metadata),
+        recorded_at=recorded.recorded_at,
+        prev_hash=recorded.prev_hash,
+        hash=recorded.hash,
+    )
 
 
 class UsageOut(msgspec.Struct, kw_only=True):
@@ -82,7 +124,7 @@ class AuditController(Controller):
             limit=limit + 1,
         )
         rows = await read_events(call.engine, f)
-        page = rows[:limit]
+        page = [audit_event(r, operator=call.caller.operator) for r in rows[:limit]]
         return EventPage(page, page[-1].position if len(rows) > limit else None)
 
     @get("/usage", opt=AUDITORS, summary="Usage rows (one per request, refused ones included)")
@@ -130,8 +172,16 @@ class AuditController(Controller):
         return UsagePage(page, page[-1].position if len(rows) > limit else None)
 
     @get("/verify", opt=AUDITORS, summary="Recompute the hash chain; names the first bad position")
-    async def verify(self, call: NamedDependency[ApiCall]) -> ChainReport:
-        return await verify_chain(call.engine)
+    async def verify(self, call: NamedDependency[ApiCall]) -> ChainVerdict:
+        report = await verify_chain(call.engine)
+        verdict = ChainVerdict(
+            ok=report.ok, first_bad_position=report.first_bad_position, reason=report.reason
+        )
+        if not call.caller.operator:
+            return verdict
+        return msgspec.structs.replace(
+            verdict, count=report.count, head_position=report.head_position, head_hash=report.head_hash
+        )
 
     @get("/keys", opt=AUDITORS, summary="Every key's state (active, revoked, expired) at an instant")
     async def keys(
