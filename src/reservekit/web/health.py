@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Response, get, head
 from litestar.di import NamedDependency
 
 from reservekit.db import DatabaseUnavailable, read_transaction
@@ -95,6 +95,10 @@ class HealthController(Controller):
     @get("/healthz", opt=PUBLIC, summary="Liveness: the process answers")
     async def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
+
+    @head("/healthz", opt=PUBLIC, summary="Liveness, headers only (load balancers probe with HEAD)")
+    async def healthz_head(self) -> None:
+        return None
 
     @get(
         "/readyz",

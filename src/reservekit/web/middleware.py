@@ -7,8 +7,6 @@ once and answers refusals itself without entering the framework.
 from __future__ import annotations
 
 import math
-import re
-import secrets
 import time
 from typing import Any
 
@@ -35,9 +33,9 @@ from reservekit.ratelimit import rate_limit_headers
 from reservekit.usage.records import UsageRecord
 from reservekit.usage.writer import UsageWriter
 from reservekit.web.problems import PROBLEM_JSON, problem_bytes
+from reservekit.web.request_ids import request_id_for
 
 _WANTED = {b"authorization", b"origin", b"referer", b"x-forwarded-for", b"x-request-id", b"user-agent"}
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _CHALLENGE = b'Bearer realm="reservekit"'
 _CHALLENGE_TOKEN = b'Bearer realm="reservekit", error="invalid_token"'
 
@@ -71,10 +69,7 @@ class AuthMiddleware:
         for name, value in scope["headers"]:
             if name in _WANTED:
                 headers[name] = value.decode("latin-1")
-        supplied = headers.get(b"x-request-id")
-        request_id = (
-            supplied if supplied and _SAFE_REQUEST_ID.match(supplied) else "req_" + secrets.token_hex(8)
-        )
+        request_id = request_id_for(headers.get(b"x-request-id"))
         client = scope.get("client")
         ip = client_ip(client[0] if client else None, headers.get(b"x-forwarded-for"), self._trusted)
         state: dict[str, Any] = scope.setdefault("state", {})

@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from reservekit.db import DatabaseUnavailable
 from reservekit.domain.errors import Conflict, DomainError, InvalidInput, NotFound, NotPermitted
+from reservekit.web.request_ids import request_id_for
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://docs.reservekit.io/problems/"
@@ -52,10 +53,16 @@ def request_id_of(request: Request[Any, Any, Any]) -> str | None:
 
 
 def problem_response(
-    request: Request[Any, Any, Any], status: int, title: str, code: str, **extra: Any
+    request: Request[Any, Any, Any],
+    status: int,
+    title: str,
+    code: str,
+    *,
+    request_id: str | None = None,
+    **extra: Any,
 ) -> Response[bytes]:
     return Response(
-        content=problem_bytes(status, title, code, request_id_of(request), **extra),
+        content=problem_bytes(status, title, code, request_id or request_id_of(request), **extra),
         status_code=status,
         media_type=PROBLEM_JSON,
     )
@@ -134,7 +141,15 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     }
     code = codes.get(exc.status_code, "http_error")
     title = exc.detail if exc.detail else "HTTP error"
-    return problem_response(request, exc.status_code, title, code)
+    # A path or method no route knows is refused before the middleware runs: name the request here.
+    named = request_id_of(request)
+    request_id = named or request_id_for(request.headers.get("x-request-id"))
+    response = problem_response(request, exc.status_code, title, code, request_id=request_id)
+    if named is None:
+        response.headers["X-Request-Id"] = request_id
+    for name, value in (exc.headers or {}).items():  # 405 carries Allow
+        response.headers[name] = value
+    return response
 
 
 def handle_database_unavailable(request: Request[Any, Any, Any], exc: DatabaseUnavailable) -> Response[bytes]:
