@@ -20,6 +20,7 @@ from reservekit.clock import Clock, SystemClock
 from reservekit.db import create_engine
 from reservekit.events.store import NOTIFY_CHANNEL, SqlEventStore
 from reservekit.keys.tokens import KeyHasher, load_or_create_pepper, parse_pepper
+from reservekit.lifecycle_log import log_lifecycle
 from reservekit.metrics import Metrics
 from reservekit.migrate import upgrade_to_head_async
 from reservekit.projecting.runner import ProjectionRunner
@@ -98,6 +99,7 @@ class Runtime:
         # The writing replica applies its own events at once: a revocation holds for the very next request.
         store.on_append(key_view.apply_own)
         store.on_append(wakeup.notify)
+        store.on_append(log_lifecycle)
         hasher = KeyHasher(load_pepper(settings))
 
         async def key_id_for_hash(key_hash: str) -> str | None:
