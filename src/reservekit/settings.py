@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +25,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str | None = None
     key_pepper: str | None = None
     trusted_proxies: tuple[str, ...] = ()
+    # Browser origins allowed to call the management routes (keys, accounts, audit) cross-origin.
+    cors_allowed_origins: tuple[str, ...] = ()
     plans: dict[str, int] = msgspec.field(default_factory=lambda: dict(DEFAULT_PLANS))
     log_level: str = "INFO"
     log_json: bool = True
@@ -102,6 +105,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             except ValueError:
                 raise SettingsError(f"RESERVEKIT_TRUSTED_PROXIES: {cidr!r} is not an IP or CIDR") from None
         fields["trusted_proxies"] = proxies
+    if env.get("RESERVEKIT_CORS_ALLOWED_ORIGINS"):
+        origins = tuple(o.strip() for o in env["RESERVEKIT_CORS_ALLOWED_ORIGINS"].split(",") if o.strip())
+        for origin in origins:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+                raise SettingsError(
+                    f"RESERVEKIT_CORS_ALLOWED_ORIGINS: {origin!r} is not an origin like https://app.example.com"
+                )
+        fields["cors_allowed_origins"] = origins
     if env.get("RESERVEKIT_BENCH_UNAUTHENTICATED_ACCOUNT"):
         fields["bench_unauthenticated_account"] = env["RESERVEKIT_BENCH_UNAUTHENTICATED_ACCOUNT"]
     if env.get("RESERVEKIT_PLANS"):

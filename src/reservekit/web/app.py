@@ -25,6 +25,7 @@ from reservekit.web.api_keys import ApiKeysController
 from reservekit.web.audit import AuditController
 from reservekit.web.audit_flags import AuditFlagsController
 from reservekit.web.bench import bench_router
+from reservekit.web.cors import CorsMiddleware
 from reservekit.web.deps import WebServices, provide_call
 from reservekit.web.health import HealthController, Operations
 from reservekit.web.leaks import leaks_router
@@ -70,6 +71,8 @@ def create_app(
             "ops": Provide(lambda: operations, sync_to_thread=False),
         },
         middleware=[
+            # First: a browser's preflight carries no key and must not meet the key check.
+            DefineMiddleware(CorsMiddleware, management_origins=settings.cors_allowed_origins),
             DefineMiddleware(
                 AuthMiddleware,
                 authenticator=runtime.authenticator,
@@ -77,7 +80,7 @@ def create_app(
                 metrics=runtime.metrics,
                 clock=runtime.clock,
                 trusted=settings.trusted_networks,
-            )
+            ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
