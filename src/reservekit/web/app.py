@@ -28,6 +28,7 @@ from reservekit.web.bench import bench_router
 from reservekit.web.cors import CorsMiddleware
 from reservekit.web.deps import WebServices, provide_call
 from reservekit.web.health import HealthController, Operations
+from reservekit.web.idempotency import IdempotencyMiddleware
 from reservekit.web.leaks import leaks_router
 from reservekit.web.middleware import AuthMiddleware
 from reservekit.web.problems import EXCEPTION_HANDLERS
@@ -81,6 +82,8 @@ def create_app(
                 clock=runtime.clock,
                 trusted=settings.trusted_networks,
             ),
+            # After authentication: a key's Idempotency-Key records belong to its account.
+            DefineMiddleware(IdempotencyMiddleware, engine=runtime.engine, clock=runtime.clock),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
