@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
@@ -51,11 +52,12 @@ def validate_name(name: str | None, *, field: str = "name", required: bool = Tru
             raise InvalidInput(f"{field} is required", field=field)
         return None
     cleaned = name.strip()
-    if not cleaned and required:
-        raise InvalidInput(f"{field} must not be empty", field=field)
-    if len(cleaned) > MAX_NAME_LENGTH or any(ord(ch) < 32 for ch in cleaned):
+    if not cleaned:
+        # A blank name is a mistake, not a way to say "no name": omit the field (or send null) for that.
+        raise InvalidInput(f"{field} must not be blank", field=field)
+    if len(cleaned) > MAX_NAME_LENGTH or any(unicodedata.category(ch) == "Cc" for ch in cleaned):
         raise InvalidInput(f"{field} must be at most {MAX_NAME_LENGTH} printable characters", field=field)
-    return cleaned or None
+    return cleaned
 
 
 def validate_plan(plan: str, plans: Mapping[str, int]) -> str:

@@ -33,6 +33,7 @@ from reservekit.web.leaks import leaks_router
 from reservekit.web.middleware import AuthMiddleware
 from reservekit.web.problems import EXCEPTION_HANDLERS
 from reservekit.web.services import ServicesController
+from reservekit.web.strict import check_request
 from reservekit.web.usage import UsageController
 
 
@@ -86,6 +87,7 @@ def create_app(
             DefineMiddleware(IdempotencyMiddleware, engine=runtime.engine, clock=runtime.clock),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=check_request,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
