@@ -14,7 +14,8 @@ from reservekit.auth.outcomes import REFUSALS, Outcome
 from reservekit.projecting.runner import ProjectionStatus
 from reservekit.usage.writer import UsageWriter
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Litestar appends "; charset=utf-8" to every text/* media type itself.
+CONTENT_TYPE = "text/plain; version=0.0.4"
 _OUTCOMES: tuple[Outcome, ...] = ("ok", *REFUSALS)
 
 

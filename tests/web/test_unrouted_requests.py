@@ -33,3 +33,8 @@ async def test_head_healthz_answers_without_a_body(client: Client) -> None:
 async def test_routed_responses_carry_exactly_one_request_id(client: Client) -> None:
     response = await client.get("/v1/services")  # refused by the middleware: no key
     assert response.headers.get_list("x-request-id") == [problem(response)["request_id"]]
+
+
+async def test_metrics_have_one_content_type(client: Client) -> None:
+    response = await client.get("/metrics")
+    assert response.headers.get_list("content-type") == ["text/plain; version=0.0.4; charset=utf-8"]
