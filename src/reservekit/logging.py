@@ -14,7 +14,7 @@ import logging
 import re
 import sys
 import uuid
-from typing import Any
+from typing import Any, TextIO
 
 import msgspec
 import structlog
@@ -112,7 +112,7 @@ def _dumps(obj: Any, **_: Any) -> str:
         return jsonlib.dumps(obj, default=repr)
 
 
-def _level_number(level: str) -> int:
+def level_number(level: str) -> int:
     number = logging.getLevelNamesMapping().get(level.strip().upper())
     if number is None:
         raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
@@ -130,13 +130,13 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
-def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
-    """Send structlog and stdlib logging to stdout through one redacting chain; safe to call again.
+def configure_logging(*, level: str = "INFO", json: bool = True, stream: TextIO | None = None) -> None:
+    """Send structlog and stdlib logging to stdout (or ``stream``) through one redacting chain.
 
-    ``json=False`` renders for humans (still redacted, exceptions as plain text).
+    Safe to call again. ``json=False`` renders for humans (still redacted, exceptions as plain text).
     """
-    numeric = _level_number(level)
-    stream = sys.stdout
+    numeric = level_number(level)
+    stream = stream or sys.stdout
     renderer: Processor
     if json:
         renderer = structlog.processors.JSONRenderer(serializer=_dumps)

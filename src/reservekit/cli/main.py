@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
@@ -16,6 +17,7 @@ import shtab
 from reservekit import clock
 from reservekit.cli import accounts, audit, keys, projections, serve
 from reservekit.cli.context import describe_error
+from reservekit.logging import configure_logging, level_number
 from reservekit.settings import load_settings
 
 Handler = Callable[[argparse.Namespace, Any], Coroutine[Any, Any, int] | int]
@@ -55,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         settings = load_settings()
+        # stdout is the command's answer (often --json): logs go to stderr, warnings and worse only.
+        # `serve` configures its own logging (stdout, RESERVEKIT_LOG_LEVEL).
+        quiet = "WARNING" if level_number(settings.log_level) < logging.WARNING else settings.log_level
+        configure_logging(level=quiet, json=settings.log_json, stream=sys.stderr)
         outcome = handler(args, settings)
         return asyncio.run(outcome) if inspect.iscoroutine(outcome) else int(outcome)  # type: ignore[arg-type]
     except KeyboardInterrupt:
