@@ -35,6 +35,7 @@ from reservekit.web.problems import EXCEPTION_HANDLERS
 from reservekit.web.services import ServicesController
 from reservekit.web.strict import check_request
 from reservekit.web.usage import UsageController
+from reservekit.web.verify import verify_key
 
 
 def create_app(
@@ -63,6 +64,7 @@ def create_app(
         UsageController,
         AuditFlagsController,
         leaks_router(),
+        verify_key,
     ]
     if settings.bench_unauthenticated_account:
         handlers.append(bench_router(settings.bench_unauthenticated_account))
