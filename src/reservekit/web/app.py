@@ -29,6 +29,7 @@ from reservekit.web.cors import CorsMiddleware
 from reservekit.web.deps import WebServices, provide_call
 from reservekit.web.health import HealthController, Operations
 from reservekit.web.idempotency import IdempotencyMiddleware
+from reservekit.web.key_changes import key_changes
 from reservekit.web.leaks import leaks_router
 from reservekit.web.middleware import AuthMiddleware
 from reservekit.web.problems import EXCEPTION_HANDLERS
@@ -65,6 +66,7 @@ def create_app(
         AuditFlagsController,
         leaks_router(),
         verify_key,
+        key_changes,
     ]
     if settings.bench_unauthenticated_account:
         handlers.append(bench_router(settings.bench_unauthenticated_account))

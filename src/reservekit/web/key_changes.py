@@ -1,0 +1,135 @@
+"""``GET /v1/keys/changes`` (keys:verify): the key change feed as Server-Sent Events, or JSON long-poll.
+
+``Accept: application/json`` gets one ``ChangesPage`` as soon as there is a visible change, or an
+empty one after ``wait`` seconds (at most 30). Anything else gets an SSE stream: first an event
+``position`` naming where it starts, then one event per change (``id`` = its log position, ``event`` =
+its type, ``data`` = the ``KeyChange`` JSON), a ``position`` event whenever the resume point moves past
+changes the reader cannot see, and a comment every 15 s to keep proxies from closing it. Resume with
+``after=N`` or the ``Last-Event-ID`` header; neither starts at the current head.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from sqlalchemy.exc import SQLAlchemyError
+
+from reservekit.auth.changes import MAX_SCAN, ChangesPage, head_position, read_changes
+from reservekit.auth.key_view import CachedKey
+from reservekit.db import DatabaseUnavailable
+from reservekit.domain.errors import InvalidInput
+from reservekit.domain.scopes import KEYS_VERIFY
+from reservekit.projecting.wakeup import wait_for_wakeup
+from reservekit.runtime import Runtime
+from reservekit.web.access import requires
+from reservekit.web.deps import ApiCall
+
+MAX_WAIT_SECONDS = 30.0
+HEARTBEAT_SECONDS = 15.0
+# A stream ends after this long; the reader reconnects with Last-Event-ID and misses nothing.
+MAX_STREAM_SECONDS = 600.0
+_encoder = msgspec.json.Encoder()
+
+
+@get(
+    "/v1/keys/changes",
+    opt=requires(KEYS_VERIFY),
+    tags=["keys"],
+    summary="Key and plan changes by log position (SSE, or JSON long-poll with Accept: application/json)",
+)
+async def key_changes(
+    request: Request[Any, Any, Any],
+    call: NamedDependency[ApiCall],
+    after: Annotated[int | None, Parameter(ge=0)] = None,
+    wait: Annotated[float, Parameter(ge=0, le=MAX_WAIT_SECONDS)] = 25.0,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_SCAN)] = MAX_SCAN,
+) -> Response[Any]:
+    runtime, caller = call.runtime, call.caller
+    account_id = None if caller.operator else caller.account_id
+    if after is None:
+        after = _last_event_id(request.headers.get("last-event-id"))
+    if after is None:
+        after = await head_position(runtime.engine)
+    if _wants_json(request.headers.get("accept", "")):
+        page = await _long_poll(runtime, after=after, account_id=account_id, wait=wait, limit=limit)
+        return Response(page)
+    return ServerSentEvent(_stream(runtime, caller, after=after, account_id=account_id, limit=limit))
+
+
+def _wants_json(accept: str) -> bool:
+    return "application/json" in accept and "text/event-stream" not in accept
+
+
+def _last_event_id(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise InvalidInput("Last-Event-ID must be a log position (a whole number)", field="Last-Event-ID")
+    return int(raw)
+
+
+async def _long_poll(
+    runtime: Runtime, *, after: int, account_id: str | None, wait: float, limit: int
+) -> ChangesPage:
+    deadline = time.monotonic() + wait
+    waiter = runtime.wakeup.subscribe()
+    try:
+        while True:
+            page, more = await read_changes(runtime.engine, after=after, account_id=account_id, limit=limit)
+            if page.changes or more:
+                return page
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return page
+            await wait_for_wakeup(waiter, min(left, runtime.settings.poll_interval_seconds))
+    finally:
+        runtime.wakeup.unsubscribe(waiter)
+
+
+def _usable(caller: CachedKey, now: float) -> bool:
+    """The view updates the caller's entry in place: a revoked service key loses its stream."""
+    return not caller.revoked and (caller.expires_at is None or now < caller.expires_at)
+
+
+async def _stream(
+    runtime: Runtime, caller: CachedKey, *, after: int, account_id: str | None, limit: int
+) -> AsyncIterator[ServerSentEventMessage]:
+    waiter = runtime.wakeup.subscribe()
+    started = last_sent = time.monotonic()
+    try:
+        yield _position(after)
+        while _usable(caller, runtime.clock.timestamp()) and time.monotonic() - started < MAX_STREAM_SECONDS:
+            try:
+                page, more = await read_changes(
+                    runtime.engine, after=after, account_id=account_id, limit=limit
+                )
+            except (DatabaseUnavailable, SQLAlchemyError, OSError):
+                return  # the reader reconnects from its last id; nothing is skipped
+            for change in page.changes:
+                yield ServerSentEventMessage(
+                    data=_encoder.encode(change).decode(), event=change.type, id=str(change.position)
+                )
+            if page.next != after and (not page.changes or page.changes[-1].position != page.next):
+                yield _position(page.next)
+            if page.next != after:
+                last_sent = time.monotonic()
+            after = page.next
+            if more:
+                continue
+            if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
+                last_sent = time.monotonic()
+                yield ServerSentEventMessage(comment="keep-alive")
+            await wait_for_wakeup(waiter, runtime.settings.poll_interval_seconds)
+    finally:
+        runtime.wakeup.unsubscribe(waiter)
+
+
+def _position(position: int) -> ServerSentEventMessage:
+    return ServerSentEventMessage(data=f'{{"position":{position}}}', event="position", id=str(position))
