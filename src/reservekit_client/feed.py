@@ -92,17 +92,19 @@ class ChangeFollower:
             if isinstance(item, KeyChange):
                 self._on_change(item)
             self.position = item.position
+            # A position event means caught up: only then is what we remember current again.
             if isinstance(item, Position) and not self.healthy:
                 self._mark_healthy()
 
     async def _follow_polls(self) -> None:
         while True:
-            wait = 0.0 if self.position is None else self._poll_wait
+            # Until caught up (an empty page), ask again at once; then long-poll.
+            wait = self._poll_wait if self.healthy else 0.0
             page = await self._client.poll_changes(after=self.position, wait=wait)
             for change in page.changes:
                 self._on_change(change)
             self.position = page.next
-            if not self.healthy:
+            if not page.changes and not self.healthy:
                 self._mark_healthy()
 
     def _mark_healthy(self) -> None:

@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import TEST_PEPPER
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
 _INHERITED = ("RESERVEKIT_DATABASE_URL", "RESERVEKIT_REDIS_URL", "RESERVEKIT_KEY_PEPPER")
 
 
@@ -49,6 +50,8 @@ class LiveAuthority:
             RESERVEKIT_DATA_DIR=str(data_dir),
             RESERVEKIT_LOG_LEVEL="WARNING",
             RESERVEKIT_POLL_INTERVAL_SECONDS="0.1",
+            # Shared quotas, so a middleware given the same Redis spends the same buckets.
+            RESERVEKIT_REDIS_URL=REDIS_URL,
             PYTHONUNBUFFERED="1",
         )
         self.log_path = log_path

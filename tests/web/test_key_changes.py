@@ -120,9 +120,15 @@ async def test_sse_streams_changes_with_ids_and_ends_when_its_key_is_revoked(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     blocks = [b for b in response.text.split("\r\n\r\n") if b.strip()]
-    first = dict(line.split(": ", 1) for line in blocks[0].splitlines())
-    assert first == {"event": "position", "id": "0", "data": '{"position":0}'}
     events = [dict(line.split(": ", 1) for line in b.splitlines()) for b in blocks]
+    # The backlog first (everything after 0), then a position event: caught up.
+    caught_up = next(n for n, e in enumerate(events) if e["event"] == "position")
+    assert [e["event"] for e in events[:caught_up]][:2] == ["account_opened", "key_created"]
+    assert events[caught_up] == {
+        "event": "position",
+        "id": events[caught_up - 1]["id"],
+        "data": f'{{"position":{events[caught_up - 1]["id"]}}}',
+    }
     revoked = [e for e in events if e.get("event") == "key_revoked"]
     # The stream ends once its own key is revoked (having shown that revocation, or not yet).
     assert doomed.key_id in revoked[0]["data"]

@@ -1,11 +1,12 @@
 """``GET /v1/keys/changes`` (keys:verify): the key change feed as Server-Sent Events, or JSON long-poll.
 
 ``Accept: application/json`` gets one ``ChangesPage`` as soon as there is a visible change, or an
-empty one after ``wait`` seconds (at most 30). Anything else gets an SSE stream: first an event
-``position`` naming where it starts, then one event per change (``id`` = its log position, ``event`` =
-its type, ``data`` = the ``KeyChange`` JSON), a ``position`` event whenever the resume point moves past
-changes the reader cannot see, and a comment every 15 s to keep proxies from closing it. Resume with
-``after=N`` or the ``Last-Event-ID`` header; neither starts at the current head.
+empty one (meaning "caught up") after ``wait`` seconds (at most 30). Anything else gets an SSE stream:
+one event per change (``id`` = its log position, ``event`` = its type, ``data`` = the ``KeyChange``
+JSON), and a ``position`` event each time the reader has caught up with the log (the first one says the
+backlog is done; later ones move the resume point past changes it cannot see), and a comment every
+15 s when idle to keep proxies from closing it. Resume with ``after=N`` or the ``Last-Event-ID``
+header; neither starts at the current head.
 """
 
 from __future__ import annotations
@@ -78,13 +79,17 @@ def _last_event_id(raw: str | None) -> int | None:
 async def _long_poll(
     runtime: Runtime, *, after: int, account_id: str | None, wait: float, limit: int
 ) -> ChangesPage:
+    """Visible changes as soon as there are any; an empty page means "caught up with the log"."""
     deadline = time.monotonic() + wait
     waiter = runtime.wakeup.subscribe()
     try:
         while True:
             page, more = await read_changes(runtime.engine, after=after, account_id=account_id, limit=limit)
-            if page.changes or more:
+            if page.changes:
                 return page
+            after = page.next
+            if more:
+                continue
             left = deadline - time.monotonic()
             if left <= 0:
                 return page
@@ -103,8 +108,8 @@ async def _stream(
 ) -> AsyncIterator[ServerSentEventMessage]:
     waiter = runtime.wakeup.subscribe()
     started = last_sent = time.monotonic()
+    announced: int | None = None
     try:
-        yield _position(after)
         while _usable(caller, runtime.clock.timestamp()) and time.monotonic() - started < MAX_STREAM_SECONDS:
             try:
                 page, more = await read_changes(
@@ -116,14 +121,16 @@ async def _stream(
                 yield ServerSentEventMessage(
                     data=_encoder.encode(change).decode(), event=change.type, id=str(change.position)
                 )
-            if page.next != after and (not page.changes or page.changes[-1].position != page.next):
-                yield _position(page.next)
-            if page.next != after:
                 last_sent = time.monotonic()
             after = page.next
             if more:
                 continue
-            if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
+            if announced != after:
+                # Caught up with the log: say so, also to move the resume point past hidden changes.
+                announced = after
+                last_sent = time.monotonic()
+                yield _position(after)
+            elif time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
                 last_sent = time.monotonic()
                 yield ServerSentEventMessage(comment="keep-alive")
             await wait_for_wakeup(waiter, runtime.settings.poll_interval_seconds)
