@@ -5,8 +5,9 @@ domains, expiry, revoked, plan limit) are remembered under a local HMAC of the k
 made at start-up, so neither the key nor the authority's hash is ever kept. The next request with that
 key is judged locally by ``reservekit.auth.decision.judge_key``, the very function the authority runs,
 and its quota is spent in the shared Redis limiter when one is given (else through a verify call).
-The change feed drops a remembered answer as soon as the authority reports a change to its key or
-account, so a revoked key is refused here within milliseconds. While the feed is down nothing
+The change feed marks a remembered key revoked (or rotated out) as soon as the authority reports it,
+and drops it on any other change to the key or its account, so a revoked key is refused here within
+milliseconds, without a call. While the feed is down nothing
 remembered is trusted: every request is verified.
 
 Rows 1-2 of SPEC §4 (no key, malformed key) are answered locally: they need no lookup, so they cost
@@ -46,6 +47,7 @@ WINDOW_SECONDS = 60
 _CHALLENGE = b'Bearer realm="reservekit"'
 _CHALLENGE_TOKEN = b'Bearer realm="reservekit", error="invalid_token"'
 _PROBLEM_BASE = "https://docs.reservekit.io/problems/"
+_REVOKING = frozenset({"key_revoked", "leak_reported"})
 
 
 class VerifiedKey(msgspec.Struct, frozen=True):
@@ -74,7 +76,7 @@ class KnownKey:
 
 
 class KeyCache:
-    """Answers under ``HMAC(local salt, key)``; bounded LRU; forgets by key id or account id."""
+    """Answers under ``HMAC(local salt, key)``; bounded LRU; kept current by the change feed."""
 
     def __init__(self, capacity: int = 100_000) -> None:
         self._salt = secrets.token_bytes(32)
@@ -109,22 +111,33 @@ class KeyCache:
             _, evicted = self._by_digest.popitem(last=False)
             self._digest_by_key.pop(evicted.key_id, None)
 
-    def forget(self, change: KeyChange) -> None:
+    def apply(self, change: KeyChange) -> None:
+        """A change from the feed: a revocation or a rotation updates the remembered key in place (so
+        it is refused with no call); any other change to a key, or to its account, forgets it."""
         subject = change.key_id or change.account_id
         self._changed_at[subject] = change.position
         self._changed_at.move_to_end(subject)
         while len(self._changed_at) > self._capacity:
             self._changed_at.popitem(last=False)
-        if change.key_id is not None:
-            digest = self._digest_by_key.pop(change.key_id, None)
-            if digest is not None:
-                self._by_digest.pop(digest, None)
+        if change.key_id is None:
+            # A plan change: every remembered key of the account has a stale limit.
+            for stale_digest, stale in list(self._by_digest.items()):
+                if stale.account_id == change.account_id:
+                    del self._by_digest[stale_digest]
+                    self._digest_by_key.pop(stale.key_id, None)
             return
-        # A plan change: every remembered key of the account has a stale limit.
-        for digest, known in list(self._by_digest.items()):
-            if known.account_id == change.account_id:
-                del self._by_digest[digest]
-                self._digest_by_key.pop(known.key_id, None)
+        digest = self._digest_by_key.get(change.key_id)
+        known = self._by_digest.get(digest) if digest is not None else None
+        if digest is None or known is None:
+            return
+        if change.type in _REVOKING:
+            known.revoked = True
+        elif change.type == "key_rotated" and change.grace_ends_at is not None:
+            grace_end = change.grace_ends_at.timestamp()
+            known.expires_at = grace_end if known.expires_at is None else min(known.expires_at, grace_end)
+        else:
+            del self._by_digest[digest]
+            del self._digest_by_key[change.key_id]
 
 
 class ReserveKitMiddleware:
@@ -151,7 +164,7 @@ class ReserveKitMiddleware:
         self.app = app
         self.authority = authority
         self.cache = KeyCache(capacity)
-        self.follower = ChangeFollower(authority, self.cache.forget, mode=feed)
+        self.follower = ChangeFollower(authority, self.cache.apply, mode=feed)
         self._scopes_for: ScopesFor = (
             required_scopes if callable(required_scopes) else (lambda _scope: required_scopes)
         )
