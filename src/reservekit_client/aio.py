@@ -26,7 +26,7 @@ from reservekit_client._http import (
     sse_params,
     unreachable,
 )
-from reservekit_client.errors import error_from_response
+from reservekit_client.errors import ServiceUnavailable, error_from_response
 from reservekit_client.models import (
     Account,
     AccountWithKey,
@@ -46,7 +46,7 @@ from reservekit_client.models import (
 )
 
 T = TypeVar("T")
-# The SSE stream sends a comment every 15 s when idle; a read that waits much longer means it is gone.
+# The SSE stream sends a comment every 5 s when idle; a read that waits much longer means it is gone.
 FEED_READ_TIMEOUT = 45.0
 
 
@@ -289,8 +289,9 @@ class AsyncReserveKitClient:
         return await self.send(calls.poll_changes(after, wait))
 
     async def stream_changes(self, *, after: int | None = None) -> AsyncIterator[FeedItem]:
-        """The change feed as SSE: a ``Position`` first, then ``KeyChange``s and ``Position``s. Ends when
-        the connection does; reconnect with ``after`` = the last item's position to miss nothing."""
+        """The change feed as SSE: ``KeyChange``s, and a ``Position`` each time the feed has caught up.
+        Ends when the server ends the stream (every few seconds); resume with ``after`` = the last item's
+        position to miss nothing. A feed failure raises ``ServiceUnavailable``."""
         timeout = httpx.Timeout(self._http.timeout.connect, read=FEED_READ_TIMEOUT)
         try:
             async with aconnect_sse(
@@ -305,6 +306,8 @@ class AsyncReserveKitClient:
                     await source.response.aread()
                     raise error_from_response(source.response)
                 async for event in source.aiter_sse():
+                    if event.event == "error":
+                        raise ServiceUnavailable(f"the change feed failed: {event.data}", code="feed_error")
                     if event.event and event.data:
                         yield feed_item(event.event, event.data)
         except httpx.TransportError as exc:

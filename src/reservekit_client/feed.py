@@ -73,9 +73,12 @@ class ChangeFollower:
         delay = self._min_backoff
         while True:
             try:
-                if self._mode == "sse":
-                    await self._follow_stream()
-                else:
+                if self._mode == "sse" and await self._follow_stream():
+                    # The server ends streams after a while: resume at once, still trusted (anything
+                    # committed meanwhile arrives on the next stream, from the position we hold).
+                    delay = self._min_backoff
+                    continue
+                if self._mode == "poll":
                     await self._follow_polls()
             except ReserveKitError as exc:
                 log.warning("reservekit change feed unavailable: %s", exc)
@@ -87,14 +90,19 @@ class ChangeFollower:
             delay = self._min_backoff if was_healthy else min(self._max_backoff, delay * 2)
             await asyncio.sleep(delay)
 
-    async def _follow_stream(self) -> None:
+    async def _follow_stream(self) -> bool:
+        """True when the stream caught up and then ended normally; False when it ended before that."""
+        caught_up = False
         async for item in self._client.stream_changes(after=self.position):
             if isinstance(item, KeyChange):
                 self._on_change(item)
             self.position = item.position
             # A position event means caught up: only then is what we remember current again.
-            if isinstance(item, Position) and not self.healthy:
-                self._mark_healthy()
+            if isinstance(item, Position):
+                caught_up = True
+                if not self.healthy:
+                    self._mark_healthy()
+        return caught_up
 
     async def _follow_polls(self) -> None:
         while True:

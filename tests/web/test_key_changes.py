@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from reservekit.runtime import Runtime
 from tests.web.conftest import Caller, Client, create_key, problem
 
@@ -135,3 +137,19 @@ async def test_sse_streams_changes_with_ids_and_ends_when_its_key_is_revoked(
     assert all(service.key_id in e["data"] for e in revoked[1:])
     assert int(revoked[0]["id"]) > 0
     assert doomed.secret not in response.text
+
+
+async def test_sse_says_error_and_ends_when_the_log_cannot_be_read(
+    client: Client, operator: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reservekit.db import DatabaseUnavailable
+    from reservekit.web import key_changes
+
+    async def unreadable(*_: object, **__: object) -> object:
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(key_changes, "read_changes", unreadable)
+    response = await asyncio.wait_for(client.get(CHANGES, headers=operator.headers), 5)
+    assert response.status_code == 200
+    assert "event: error" in response.text
+    assert "database_unavailable" in response.text

@@ -5,7 +5,7 @@ empty one (meaning "caught up") after ``wait`` seconds (at most 30). Anything el
 one event per change (``id`` = its log position, ``event`` = its type, ``data`` = the ``KeyChange``
 JSON), and a ``position`` event each time the reader has caught up with the log (the first one says the
 backlog is done; later ones move the resume point past changes it cannot see), and a comment every
-15 s when idle to keep proxies from closing it. Resume with ``after=N`` or the ``Last-Event-ID``
+5 s when idle to keep proxies from closing it. Resume with ``after=N`` or the ``Last-Event-ID``
 header; neither starts at the current head.
 """
 
@@ -33,9 +33,11 @@ from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
 
 MAX_WAIT_SECONDS = 30.0
-HEARTBEAT_SECONDS = 15.0
-# A stream ends after this long; the reader reconnects with Last-Event-ID and misses nothing.
-MAX_STREAM_SECONDS = 600.0
+HEARTBEAT_SECONDS = 5.0
+# A stream ends after this long and the reader reconnects with Last-Event-ID, missing nothing. Short,
+# because the server cannot tell a stream it is shutting down (Granian drains open connections before
+# the app's shutdown runs): this bounds how long a stopping replica waits for its feed readers.
+MAX_STREAM_SECONDS = 10.0
 _encoder = msgspec.json.Encoder()
 
 
@@ -116,7 +118,10 @@ async def _stream(
                     runtime.engine, after=after, account_id=account_id, limit=limit
                 )
             except (DatabaseUnavailable, SQLAlchemyError, OSError):
-                return  # the reader reconnects from its last id; nothing is skipped
+                # Tell the reader this is a failure, not the usual end of a stream; it reconnects from
+                # its last id with backoff, and nothing is skipped.
+                yield ServerSentEventMessage(data='{"code":"database_unavailable"}', event="error")
+                return
             for change in page.changes:
                 yield ServerSentEventMessage(
                     data=_encoder.encode(change).decode(), event=change.type, id=str(change.position)
