@@ -26,19 +26,37 @@ class RetryPolicy:
     """Up to ``attempts`` tries. Waits grow from ``backoff`` seconds, doubling, with full jitter, capped
     at ``max_backoff``; a ``Retry-After`` is honoured, and a 429 asking for longer than ``max_backoff``
     is raised at once. Retried: connection errors and ``statuses``. POST and PATCH carry one
-    ``Idempotency-Key`` across all tries, so a retried write is applied once."""
+    ``Idempotency-Key`` across all tries.
+
+    A write (POST, PATCH) is retried only when it cannot have been applied: the connection was never
+    made, or the answer was 429 or 503 (refused before any write). After a timeout or a 502/504 it may
+    have been applied, so it is retried only with ``retry_ambiguous_writes=True``, which is safe once the
+    server honours ``Idempotency-Key`` (SPEC §6; this authority does not yet)."""
 
     attempts: int = 3
     backoff: float = 0.2
     max_backoff: float = 5.0
     statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 502, 503, 504}))
+    retry_ambiguous_writes: bool = False
 
-    def delay(self, attempt: int, response: httpx.Response | None) -> float | None:
+    def delay(
+        self,
+        attempt: int,
+        response: httpx.Response | None,
+        *,
+        error: httpx.TransportError | None = None,
+        write: bool = False,
+    ) -> float | None:
         """Seconds to wait before try ``attempt + 1``, or None to stop."""
         if attempt >= self.attempts:
             return None
+        ambiguous_ok = not write or self.retry_ambiguous_writes
+        if error is not None and not ambiguous_ok and not isinstance(error, _NOT_SENT):
+            return None
         if response is not None:
             if response.status_code not in self.statuses:
+                return None
+            if response.status_code not in _NOTHING_WRITTEN and not ambiguous_ok:
                 return None
             asked = retry_after_of(response)
             if asked is not None:
@@ -47,6 +65,8 @@ class RetryPolicy:
         return random.uniform(0, ceiling)  # noqa: S311 - jitter, not secrecy
 
 
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+_NOTHING_WRITTEN = frozenset({429, 503})
 NO_RETRY = RetryPolicy(attempts=1)
 
 
@@ -55,6 +75,10 @@ def client_headers(api_key: str | None) -> dict[str, str]:
     if api_key is not None:
         headers["Authorization"] = f"Bearer {api_key}"
     return headers
+
+
+def is_write(call: Call[Any]) -> bool:
+    return call.method in _UNSAFE
 
 
 def request_args(call: Call[Any], idempotency_key: str | None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from reservekit_client._http import (
     client_headers,
     decode,
     feed_item,
+    is_write,
     request_args,
     sse_params,
     unreachable,
@@ -82,17 +83,18 @@ class ReserveKitClient:
         """Send ``call``, retrying per ``retry`` (default: the client's); answers or raises typed errors."""
         policy = retry or self.retry
         args = request_args(call, idempotency_key)
+        write = is_write(call)
         attempt = 0
         while True:
             attempt += 1
             try:
                 response = self._http.request(**args)
             except httpx.TransportError as exc:
-                wait = policy.delay(attempt, None)
+                wait = policy.delay(attempt, None, error=exc, write=write)
                 if wait is None:
                     raise unreachable(exc) from exc
             else:
-                wait = policy.delay(attempt, response) if response.status_code >= 400 else None
+                wait = policy.delay(attempt, response, write=write) if response.status_code >= 400 else None
                 if wait is None:
                     return decode(call, response)
             time.sleep(wait)

@@ -181,6 +181,10 @@ class ReserveKitMiddleware:
         if scope["type"] == "lifespan":
             await self.app(scope, self._lifespan_receive(receive), send)
             return
+        if scope["type"] == "websocket":
+            # Not authenticated by this middleware yet: refuse rather than let it through unchecked.
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -59,8 +59,9 @@ def test_the_sync_client_covers_every_operation(authority: LiveAuthority, operat
         events = list(rk.iter_audit_events(page_size=3))
         assert [e.position for e in events] == sorted(e.position for e in events)
         assert {"key_created", "key_rotated", "key_revoked"} <= {e.type for e in events}
-        assert _wait_for(lambda: rk.list_audit_usage(limit=5).data or None)  # written in batches
-        assert len(list(rk.iter_audit_usage(page_size=3))) >= 10
+        # Usage rows are written in batches: wait until at least 10 are there, read 3 per page.
+        usage = _wait_for(lambda: rows if len(rows := list(rk.iter_audit_usage(page_size=3))) >= 10 else None)
+        assert [r.position for r in usage] == sorted(r.position for r in usage)
         assert rk.verify_chain().ok
         as_of = rk.keys_as_of(datetime.now(UTC))
         assert {k.id for k in as_of.data} >= {made[0].id, made[2].id}

@@ -12,6 +12,7 @@ from reservekit_client import (
     RateLimited,
     ReserveKitClient,
     RetryPolicy,
+    ServerError,
     ServiceUnavailable,
 )
 
@@ -155,3 +156,23 @@ def test_sync_and_async_clients_offer_the_same_operations() -> None:
             assert inspect.isasyncgenfunction(member), name
         else:
             assert inspect.iscoroutinefunction(member), name
+
+
+def test_a_write_that_may_have_been_applied_is_not_retried_unless_asked() -> None:
+    for answer in (httpx.ReadTimeout("slow"), problem(502, "bad_gateway")):
+        transport, seen = scripted(answer, httpx.Response(201, json=SERVICE))
+        with (
+            pytest.raises((ServiceUnavailable, ServerError)),
+            ReserveKitClient("http://a", "sk", transport=transport, retry=FAST) as c,
+        ):
+            c.create_service("Cut", 30)
+        assert len(seen) == 1
+        transport, seen = scripted(answer, httpx.Response(201, json=SERVICE))
+        brave = RetryPolicy(attempts=3, backoff=0.001, retry_ambiguous_writes=True)
+        with ReserveKitClient("http://a", "sk", transport=transport, retry=brave) as c:
+            assert c.create_service("Cut", 30).id == "svc_1"
+        assert len(seen) == 2
+        # Reads are always safe to repeat.
+        transport, seen = scripted(answer, httpx.Response(200, json=SERVICE))
+        with ReserveKitClient("http://a", "sk", transport=transport, retry=FAST) as c:
+            assert c.get_service("svc_1").id == "svc_1"

@@ -126,6 +126,18 @@ async def test_malformed_bodies_get_a_problem_naming_the_field_and_record_no_ver
     assert [r for r in await usage_rows(runtime) if r["method"] == "VERIFY"] == []
 
 
+async def test_a_refused_body_never_echoes_the_key(client: Client, acme: Caller) -> None:
+    service = await verifier_of(client, acme)
+    response = await client.post(VERIFY, json={"key": acme.secret, "extra": 1}, headers=service.headers)
+    assert response.status_code == 400
+    assert problem(response)["field"] == "extra"
+    assert acme.secret not in response.text
+    assert acme.secret[7:20] not in response.text
+    wrong_method = await client.get(VERIFY, headers=service.headers)
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["content-type"].startswith("application/problem+json")
+
+
 async def test_a_body_that_is_not_json_is_refused(client: Client, acme: Caller) -> None:
     service = await verifier_of(client, acme)
     response = await client.post(
@@ -182,3 +194,11 @@ async def test_verifications_are_in_the_usage_log_and_raise_flags(
     [flag] = await flags_of(client, acme, rule="revoked_key_used")
     assert flag["key_id"] == doomed.key_id
     assert flag["evidence"]["ips"] == ["192.0.2.7"]  # type: ignore[index]
+
+
+async def test_an_operator_accounts_key_without_platform_admin_sees_only_its_account(
+    client: Client, operator: Caller, globex: Caller
+) -> None:
+    narrow = await create_key(client, operator, name="svc", scopes=["keys:verify"])
+    answer = await verify(client, narrow, key=globex.secret)
+    assert (answer["code"], answer["key_id"]) == ("api_key_invalid", None)

@@ -196,3 +196,16 @@ async def test_the_local_quota_is_the_authoritys_quota(world: dict[str, Any]) ->
     assert statuses == [200, 200, 429]
     direct_call = await world["client"].get("/v1/services", headers=busy.headers)
     assert direct_call.status_code == 429  # the middleware spent the same Redis bucket
+
+
+async def test_websockets_are_refused_not_let_through(world: dict[str, Any]) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    await world["mw"]({"type": "websocket", "path": "/read", "headers": []}, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
