@@ -9,21 +9,41 @@ usage log.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reservekit.auth.authenticator import AuthResult
-from reservekit.auth.key_view import CachedKey
+from reservekit.auth.authenticator import Authenticator, AuthResult
+from reservekit.auth.key_view import CachedKey, KeyView
 from reservekit.auth.outcomes import REFUSALS
+from reservekit.background import WakeUp
+from reservekit.clock import Clock
 from reservekit.usage.records import UsageRecord
+from reservekit.usage.writer import UsageWriter
 
 VALID_CODE = "valid"
 VALID_TITLE = "API key is valid"
 MAX_COST = 1000
 VERIFY_ROUTE = "/v1/keys/verify"
 VERIFY_METHOD = "VERIFY"
+
+
+@dataclass(frozen=True)
+class KeyAuthority:
+    """What the verify route and the change feed use, built once by ``create_app`` (never the runtime):
+    the one decision, the key view's position, the usage log, the log itself and its wake-ups."""
+
+    authenticator: Authenticator
+    key_view: KeyView
+    usage: UsageWriter
+    engine: AsyncEngine
+    clock: Clock
+    wakeup: WakeUp
+    poll_interval: float
+    max_body_bytes: int
 
 
 class VerifyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

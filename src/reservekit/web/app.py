@@ -15,6 +15,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from reservekit import __version__
+from reservekit.auth.verification import KeyAuthority
 from reservekit.clock import Clock
 from reservekit.logging import configure_logging
 from reservekit.runtime import Runtime
@@ -56,6 +57,16 @@ def create_app(
     # Controllers see these, never the runtime: writes go through the application service.
     services = WebServices(application=runtime.application, engine=runtime.engine, clock=runtime.clock)
     operations = Operations(runtime)
+    key_authority = KeyAuthority(
+        authenticator=runtime.authenticator,
+        key_view=runtime.key_view,
+        usage=runtime.usage,
+        engine=runtime.engine,
+        clock=runtime.clock,
+        wakeup=runtime.wakeup,
+        poll_interval=settings.poll_interval_seconds,
+        max_body_bytes=settings.max_body_bytes,
+    )
     handlers: list[ControllerRouterHandler] = [
         HealthController,
         AccountsController,
@@ -118,6 +129,7 @@ def create_app(
     )
     app = Litestar.from_config(config)
     app.state.runtime = runtime
+    app.state.key_authority = key_authority
     app.state.services = services
     return app
 

@@ -63,14 +63,6 @@ class ApiCall:
         return key
 
     @property
-    def request_id(self) -> str:
-        return str(self._state.get("request_id") or "")
-
-    @property
-    def client_ip(self) -> str:
-        return str(self._state.get("client_ip") or "")
-
-    @property
     def metadata(self) -> Metadata:
         return metadata_of(self._state)
 

@@ -24,11 +24,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from reservekit.auth.changes import MAX_SCAN, ChangesPage, head_position, read_changes
 from reservekit.auth.key_view import CachedKey
+from reservekit.auth.verification import KeyAuthority
+from reservekit.background import wait_for_wakeup
 from reservekit.db import DatabaseUnavailable
 from reservekit.domain.errors import InvalidInput
 from reservekit.domain.scopes import KEYS_VERIFY
-from reservekit.projecting.wakeup import wait_for_wakeup
-from reservekit.runtime import Runtime
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
 
@@ -54,16 +54,17 @@ async def key_changes(
     wait: Annotated[float, Parameter(ge=0, le=MAX_WAIT_SECONDS)] = 25.0,
     limit: Annotated[int, Parameter(ge=1, le=MAX_SCAN)] = MAX_SCAN,
 ) -> Response[Any]:
-    runtime, caller = call.runtime, call.caller
+    authority: KeyAuthority = request.app.state.key_authority
+    caller = call.caller
     account_id = None if caller.operator else caller.account_id
     if after is None:
         after = _last_event_id(request.headers.get("last-event-id"))
     if after is None:
-        after = await head_position(runtime.engine)
+        after = await head_position(authority.engine)
     if _wants_json(request.headers.get("accept", "")):
-        page = await _long_poll(runtime, after=after, account_id=account_id, wait=wait, limit=limit)
+        page = await _long_poll(authority, after=after, account_id=account_id, wait=wait, limit=limit)
         return Response(page)
-    return ServerSentEvent(_stream(runtime, caller, after=after, account_id=account_id, limit=limit))
+    return ServerSentEvent(_stream(authority, caller, after=after, account_id=account_id, limit=limit))
 
 
 def _wants_json(accept: str) -> bool:
@@ -79,14 +80,14 @@ def _last_event_id(raw: str | None) -> int | None:
 
 
 async def _long_poll(
-    runtime: Runtime, *, after: int, account_id: str | None, wait: float, limit: int
+    authority: KeyAuthority, *, after: int, account_id: str | None, wait: float, limit: int
 ) -> ChangesPage:
     """Visible changes as soon as there are any; an empty page means "caught up with the log"."""
     deadline = time.monotonic() + wait
-    waiter = runtime.wakeup.subscribe()
+    waiter = authority.wakeup.subscribe()
     try:
         while True:
-            page, more = await read_changes(runtime.engine, after=after, account_id=account_id, limit=limit)
+            page, more = await read_changes(authority.engine, after=after, account_id=account_id, limit=limit)
             if page.changes:
                 return page
             after = page.next
@@ -95,9 +96,9 @@ async def _long_poll(
             left = deadline - time.monotonic()
             if left <= 0:
                 return page
-            await wait_for_wakeup(waiter, min(left, runtime.settings.poll_interval_seconds))
+            await wait_for_wakeup(waiter, min(left, authority.poll_interval))
     finally:
-        runtime.wakeup.unsubscribe(waiter)
+        authority.wakeup.unsubscribe(waiter)
 
 
 def _usable(caller: CachedKey, now: float) -> bool:
@@ -106,16 +107,18 @@ def _usable(caller: CachedKey, now: float) -> bool:
 
 
 async def _stream(
-    runtime: Runtime, caller: CachedKey, *, after: int, account_id: str | None, limit: int
+    authority: KeyAuthority, caller: CachedKey, *, after: int, account_id: str | None, limit: int
 ) -> AsyncIterator[ServerSentEventMessage]:
-    waiter = runtime.wakeup.subscribe()
+    waiter = authority.wakeup.subscribe()
     started = last_sent = time.monotonic()
     announced: int | None = None
     try:
-        while _usable(caller, runtime.clock.timestamp()) and time.monotonic() - started < MAX_STREAM_SECONDS:
+        while (
+            _usable(caller, authority.clock.timestamp()) and time.monotonic() - started < MAX_STREAM_SECONDS
+        ):
             try:
                 page, more = await read_changes(
-                    runtime.engine, after=after, account_id=account_id, limit=limit
+                    authority.engine, after=after, account_id=account_id, limit=limit
                 )
             except (DatabaseUnavailable, SQLAlchemyError, OSError):
                 # Tell the reader this is a failure, not the usual end of a stream; it reconnects from
@@ -138,9 +141,9 @@ async def _stream(
             elif time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
                 last_sent = time.monotonic()
                 yield ServerSentEventMessage(comment="keep-alive")
-            await wait_for_wakeup(waiter, runtime.settings.poll_interval_seconds)
+            await wait_for_wakeup(waiter, authority.poll_interval)
     finally:
-        runtime.wakeup.unsubscribe(waiter)
+        authority.wakeup.unsubscribe(waiter)
 
 
 def _position(position: int) -> ServerSentEventMessage:

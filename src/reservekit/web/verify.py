@@ -16,10 +16,15 @@ from litestar import asgi
 from litestar.types import Receive, Scope, Send
 
 from reservekit.auth.key_view import CachedKey
-from reservekit.auth.verification import VerifyAnswer, VerifyBody, verified_usage_row, verify_answer
+from reservekit.auth.verification import (
+    KeyAuthority,
+    VerifyAnswer,
+    VerifyBody,
+    verified_usage_row,
+    verify_answer,
+)
 from reservekit.domain.domains import origin_host
 from reservekit.domain.scopes import KEYS_VERIFY
-from reservekit.runtime import Runtime
 from reservekit.web.access import requires
 from reservekit.web.problems import PROBLEM_JSON, problem_bytes
 
@@ -39,12 +44,12 @@ async def verify_key(scope: Scope, receive: Receive, send: Send) -> None:
     """An operator's service key may verify any account's keys; any other only its own account's
     (another account's key is answered exactly like an unknown key)."""
     state: dict[str, Any] = scope["state"]
-    runtime: Runtime = scope["app"].state.runtime
+    authority: KeyAuthority = scope["app"].state.key_authority
     try:
         if scope.get("method") != "POST":
             raise _BadInput(405, "Method Not Allowed", "method_not_allowed", "use POST")
-        data = await _read_body(receive, runtime.settings.max_body_bytes)
-        answer = await _verify(runtime, state, data)
+        data = await _read_body(receive, authority.max_body_bytes)
+        answer = await _verify(authority, state, data)
     except _BadInput as bad:
         body = problem_bytes(
             bad.status, bad.title, bad.code, state.get("request_id"), detail=bad.detail, field=bad.field
@@ -54,11 +59,11 @@ async def verify_key(scope: Scope, receive: Receive, send: Send) -> None:
     await _send(send, 200, _encoder.encode(answer), _JSON)
 
 
-async def _verify(runtime: Runtime, state: dict[str, Any], data: VerifyBody) -> VerifyAnswer:
+async def _verify(authority: KeyAuthority, state: dict[str, Any], data: VerifyBody) -> VerifyAnswer:
     caller: CachedKey = state["auth"]
     client_ip = _client_ip(data.client_ip) if data.client_ip is not None else str(state["client_ip"])
     host = origin_host(data.origin, data.referer)
-    result = await runtime.authenticator.decide(
+    result = await authority.authenticator.decide(
         token=data.key,
         origin_host=host,
         required_scopes=frozenset(data.required_scopes) if data.required_scopes else None,
@@ -66,9 +71,9 @@ async def _verify(runtime: Runtime, state: dict[str, Any], data: VerifyBody) -> 
         cost=data.cost,
         within_account=None if caller.operator else caller.account_id,
     )
-    now = runtime.clock.timestamp()
-    answer = verify_answer(result, now=now, position=runtime.key_view.position)
-    runtime.usage.record(
+    now = authority.clock.timestamp()
+    answer = verify_answer(result, now=now, position=authority.key_view.position)
+    authority.usage.record(
         verified_usage_row(
             result,
             answer,
