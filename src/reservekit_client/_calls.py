@@ -41,6 +41,8 @@ class Call(Generic[T]):
     params: Mapping[str, Any] = field(default_factory=dict)
     body: Mapping[str, Any] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # A POST that only asks a question (verify) is not a write: no Idempotency-Key, and a retry is safe.
+    write: bool = True
 
 
 def _id(value: str) -> str:
@@ -58,6 +60,10 @@ def _body(**values: Any) -> dict[str, Any]:
 
 
 # Accounts (platform:admin)
+def list_accounts(cursor: str | None, limit: int | None) -> Call[Page[Account, str]]:
+    return Call("GET", "/v1/accounts", Page[Account, str], params=_query(cursor=cursor, limit=limit))
+
+
 def open_account(name: str, plan: str, operator: bool) -> Call[AccountWithKey]:
     return Call("POST", "/v1/accounts", AccountWithKey, body=_body(name=name, plan=plan, operator=operator))
 
@@ -188,7 +194,7 @@ def verify_key(
         client_ip=client_ip if client_ip is not None else UNSET,
         cost=cost,
     )
-    return Call("POST", "/v1/keys/verify", Verification, body=body)
+    return Call("POST", "/v1/keys/verify", Verification, body=body, write=False)
 
 
 def poll_changes(after: int | None, wait: float) -> Call[ChangesPage]:

@@ -28,16 +28,15 @@ class RetryPolicy:
     is raised at once. Retried: connection errors and ``statuses``. POST and PATCH carry one
     ``Idempotency-Key`` across all tries.
 
-    A write (POST, PATCH) is retried only when it cannot have been applied: the connection was never
-    made, or the answer was 429 or 503 (refused before any write). After a timeout or a 502/504 it may
-    have been applied, so it is retried only with ``retry_ambiguous_writes=True``, which is safe once the
-    server honours ``Idempotency-Key`` (SPEC §6; this authority does not yet)."""
+    The authority honours ``Idempotency-Key`` (a replay never writes again), so by default a write is
+    retried like a read. With ``retry_ambiguous_writes=False`` (for a server that does not honour it) a
+    write is retried only when it cannot have been applied: no connection made, or 429/503."""
 
     attempts: int = 3
     backoff: float = 0.2
     max_backoff: float = 5.0
     statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 502, 503, 504}))
-    retry_ambiguous_writes: bool = False
+    retry_ambiguous_writes: bool = True
 
     def delay(
         self,
@@ -78,12 +77,12 @@ def client_headers(api_key: str | None) -> dict[str, str]:
 
 
 def is_write(call: Call[Any]) -> bool:
-    return call.method in _UNSAFE
+    return call.write and call.method in _UNSAFE
 
 
 def request_args(call: Call[Any], idempotency_key: str | None) -> dict[str, Any]:
     headers = dict(call.headers)
-    if call.method in _UNSAFE:
+    if is_write(call):
         headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
     args: dict[str, Any] = {
         "method": call.method,

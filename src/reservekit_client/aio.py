@@ -100,6 +100,21 @@ class AsyncReserveKitClient:
             await asyncio.sleep(wait)
 
     # Accounts (platform:admin)
+    async def list_accounts(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> Page[Account, str]:
+        return await self.send(calls.list_accounts(cursor, limit))
+
+    async def iter_accounts(self, *, page_size: int | None = None) -> AsyncIterator[Account]:
+        cursor: str | None = None
+        while True:
+            page = await self.list_accounts(cursor=cursor, limit=page_size)
+            for item in page.data:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
     async def open_account(self, name: str, *, plan: str = "free", operator: bool = False) -> AccountWithKey:
         return await self.send(calls.open_account(name, plan, operator))
 

@@ -100,6 +100,18 @@ class ReserveKitClient:
             time.sleep(wait)
 
     # Accounts (platform:admin)
+    def list_accounts(self, *, cursor: str | None = None, limit: int | None = None) -> Page[Account, str]:
+        return self.send(calls.list_accounts(cursor, limit))
+
+    def iter_accounts(self, *, page_size: int | None = None) -> Iterator[Account]:
+        cursor: str | None = None
+        while True:
+            page = self.list_accounts(cursor=cursor, limit=page_size)
+            yield from page.data
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
     def open_account(self, name: str, *, plan: str = "free", operator: bool = False) -> AccountWithKey:
         return self.send(calls.open_account(name, plan, operator))
 

@@ -43,9 +43,10 @@ class Key(msgspec.Struct, kw_only=True):
 
 
 class KeyWithSecret(Key, kw_only=True):
-    """Create and rotate only: ``secret`` is shown this once; store it, the authority cannot."""
+    """Create and rotate only: ``secret`` is shown this once; store it, the authority cannot. It is
+    None only when the answer is a replay of an earlier try (``Idempotent-Replayed``), which withholds it."""
 
-    secret: str
+    secret: str | None = None
 
     def __repr__(self) -> str:  # never print a secret by accident
         return f"KeyWithSecret(id={self.id!r}, prefix={self.prefix!r}, secret='…')"
@@ -110,12 +111,14 @@ class UsageRow(msgspec.Struct, kw_only=True):
 
 
 class ChainReport(msgspec.Struct, kw_only=True):
+    """``count`` and the head are shown to operators only (log-wide facts)."""
+
     ok: bool
-    count: int
-    head_position: int
-    head_hash: str
     first_bad_position: int | None = None
     reason: str | None = None
+    count: int | None = None
+    head_position: int | None = None
+    head_hash: str | None = None
 
 
 class KeysAsOf(msgspec.Struct, kw_only=True):

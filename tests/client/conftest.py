@@ -6,6 +6,7 @@ be stopped and started again on the same port, to cut the change feed the hard w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -67,7 +68,10 @@ class LiveAuthority:
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout) if "--json" in args else done.stdout
+        if "--json" not in args:
+            return done.stdout
+        # The JSON document is the last line: lifecycle log lines may precede it on stdout.
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
     def start(self) -> None:
         command = [sys.executable, "-m", "reservekit.cli.main", "serve", "--host", "127.0.0.1"]
@@ -101,6 +105,17 @@ class LiveAuthority:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
+        # Workers share the group and may outlive the parent briefly: wait until none is left, so the
+        # port is free for a restart.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture

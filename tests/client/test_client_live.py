@@ -30,6 +30,7 @@ def test_the_sync_client_covers_every_operation(authority: LiveAuthority, operat
         assert opened.key.secret not in repr(opened.key)
         assert ops.get_account(opened.account.id).name == "Acme"
         assert ops.change_plan(opened.account.id, "enterprise").plan == "enterprise"
+        assert {a.id for a in ops.iter_accounts(page_size=1)} == {operator.account_id, opened.account.id}
     with ReserveKitClient(authority.url, opened.key.secret) as rk:
         made = [rk.create_key(name=f"k{n}", scopes=["services:read"]) for n in range(3)]
         assert [k.id for k in rk.iter_keys(page_size=2)] == sorted([opened.key.id, *(k.id for k in made)])

@@ -158,17 +158,18 @@ def test_sync_and_async_clients_offer_the_same_operations() -> None:
             assert inspect.iscoroutinefunction(member), name
 
 
-def test_a_write_that_may_have_been_applied_is_not_retried_unless_asked() -> None:
+def test_a_write_that_may_have_been_applied_is_retried_only_when_the_server_dedupes() -> None:
     for answer in (httpx.ReadTimeout("slow"), problem(502, "bad_gateway")):
         transport, seen = scripted(answer, httpx.Response(201, json=SERVICE))
+        careful = RetryPolicy(attempts=3, backoff=0.001, retry_ambiguous_writes=False)
         with (
             pytest.raises((ServiceUnavailable, ServerError)),
-            ReserveKitClient("http://a", "sk", transport=transport, retry=FAST) as c,
+            ReserveKitClient("http://a", "sk", transport=transport, retry=careful) as c,
         ):
             c.create_service("Cut", 30)
         assert len(seen) == 1
         transport, seen = scripted(answer, httpx.Response(201, json=SERVICE))
-        brave = RetryPolicy(attempts=3, backoff=0.001, retry_ambiguous_writes=True)
+        brave = RetryPolicy(attempts=3, backoff=0.001)  # the default: the authority honours the key
         with ReserveKitClient("http://a", "sk", transport=transport, retry=brave) as c:
             assert c.create_service("Cut", 30).id == "svc_1"
         assert len(seen) == 2
@@ -176,3 +177,16 @@ def test_a_write_that_may_have_been_applied_is_not_retried_unless_asked() -> Non
         transport, seen = scripted(answer, httpx.Response(200, json=SERVICE))
         with ReserveKitClient("http://a", "sk", transport=transport, retry=FAST) as c:
             assert c.get_service("svc_1").id == "svc_1"
+
+
+def test_verify_is_a_question_and_carries_no_idempotency_key() -> None:
+    answer = {
+        "valid": True, "code": "valid", "title": "API key is valid", "status": 200, "key_id": "key_1",
+        "account_id": "acct_1", "scopes": [], "domains": [], "expires_at": None, "ratelimit": None,
+        "retry_after": None, "position": 1,
+    }  # fmt: skip
+    transport, seen = scripted(httpx.ReadTimeout("slow"), httpx.Response(200, json=answer))
+    with ReserveKitClient("http://a", "sk", transport=transport, retry=FAST) as client:
+        assert client.verify_key("sk_rsv_x").valid
+    assert len(seen) == 2
+    assert all("idempotency-key" not in r.headers for r in seen)

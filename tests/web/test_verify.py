@@ -202,3 +202,14 @@ async def test_an_operator_accounts_key_without_platform_admin_sees_only_its_acc
     narrow = await create_key(client, operator, name="svc", scopes=["keys:verify"])
     answer = await verify(client, narrow, key=globex.secret)
     assert (answer["code"], answer["key_id"]) == ("api_key_invalid", None)
+
+
+async def test_an_idempotency_key_never_replays_an_old_answer(client: Client, acme: Caller) -> None:
+    service = await verifier_of(client, acme)
+    victim = await create_key(client, acme, name="victim")
+    headers = {**service.headers, "Idempotency-Key": "same-key"}
+    first = await client.post(VERIFY, json={"key": victim.secret}, headers=headers)
+    await client.post(f"/v1/api-keys/{victim.key_id}/revoke", headers=acme.headers)
+    again = await client.post(VERIFY, json={"key": victim.secret}, headers=headers)
+    assert (first.json()["code"], again.json()["code"]) == ("valid", "api_key_revoked")
+    assert "idempotent-replayed" not in again.headers

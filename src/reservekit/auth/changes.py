@@ -14,8 +14,8 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reservekit.db import read_transaction
+from reservekit.domain.events import AccountOpened, AccountPlanChanged, KeyRotated, RecordedEvent
 from reservekit.events.store import head_position_in, read_after_in
-from reservekit.events.types import AccountOpened, AccountPlanChanged, KeyRotated, RecordedEvent
 
 MAX_SCAN = 1000
 

@@ -39,7 +39,13 @@ class _BadInput(Exception):
         self.status, self.title, self.code, self.detail, self.field = status, title, code, detail, field
 
 
-@asgi("/v1/keys/verify", opt=requires(KEYS_VERIFY), copy_scope=False, include_in_schema=False)
+# A question, not a write: an Idempotency-Key is ignored, so an old answer is never replayed.
+@asgi(
+    "/v1/keys/verify",
+    opt={**requires(KEYS_VERIFY), "idempotency": False},
+    copy_scope=False,
+    include_in_schema=False,
+)
 async def verify_key(scope: Scope, receive: Receive, send: Send) -> None:
     """An operator's service key may verify any account's keys; any other only its own account's
     (another account's key is answered exactly like an unknown key)."""
