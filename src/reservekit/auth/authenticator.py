@@ -7,13 +7,14 @@ and the rate limiter (in-process, or one Redis round trip when replicas share qu
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 
 import structlog
 
+from reservekit.auth.decision import bearer_token, judge_key
 from reservekit.auth.key_view import CachedKey, KeyView
 from reservekit.auth.outcomes import GUESSING_OUTCOMES, Outcome
 from reservekit.clock import Clock
-from reservekit.domain.domains import host_matches
 from reservekit.keys.tokens import KeyHasher, is_well_formed
 from reservekit.ratelimit import InMemoryRateLimiter, RateDecision, RateLimiter, RateLimiterUnavailable
 
@@ -71,7 +72,30 @@ class Authenticator:
         required_scopes: frozenset[str] | None,
         client_ip: str,
     ) -> AuthResult:
-        """``origin_host``: the host of ``Origin`` (else ``Referer``), computed once by the middleware."""
+        """A request to this app: the key comes from its ``Authorization`` header; ``origin_host`` is
+        the host of ``Origin`` (else ``Referer``), computed once by the middleware."""
+        return await self.decide(
+            token=bearer_token(authorization),
+            origin_host=origin_host,
+            required_scopes=required_scopes,
+            client_ip=client_ip,
+        )
+
+    async def decide(
+        self,
+        *,
+        token: str | None,
+        origin_host: str | None,
+        required_scopes: AbstractSet[str] | None,
+        client_ip: str,
+        cost: int = 1,
+        within_account: str | None = None,
+    ) -> AuthResult:
+        """SPEC §4 for one presented key (None: no key at all). The one decision the auth middleware
+        and ``POST /v1/keys/verify`` both run; ``cost`` requests of the account's quota are spent.
+
+        ``within_account``: a key of any other account is answered exactly like an unknown key
+        (row 3, counted against the client IP's guessing budget), so it reveals nothing."""
         now = self._clock.timestamp()
         ip_bucket = "ip:" + client_ip
         budget = await self._failure_limiter.peek(
@@ -79,7 +103,9 @@ class Authenticator:
         )
         # An IP out of failure budget may still use keys this replica already knows; it only loses
         # the database lookups that key guessing needs (so guessing costs nothing but a 429).
-        key, outcome = await self._identify(authorization, now, may_look_up=budget.allowed)
+        key, outcome = await self._identify(token, may_look_up=budget.allowed)
+        if key is not None and within_account is not None and key.account_id != within_account:
+            key, outcome = None, "invalid"
         if outcome in GUESSING_OUTCOMES:
             if budget.allowed:
                 budget = await self._failure_limiter.hit(
@@ -88,23 +114,17 @@ class Authenticator:
             if not budget.allowed:
                 return AuthResult("rate_limited", decision=budget, per_ip=True)
             return AuthResult(outcome)
-        if key is None or outcome != "ok":
+        assert key is not None
+        outcome = judge_key(key, now=now, origin_host=origin_host, required_scopes=required_scopes)
+        if outcome != "ok":
             return AuthResult(outcome, key)
-        if key.domains and not host_matches(origin_host, key.domains):
-            return AuthResult("origin_mismatch", key)
-        if required_scopes and required_scopes.isdisjoint(key.scopes):
-            return AuthResult("scope_denied", key)
-        decision = await self._spend_quota(key.account_id, now)
+        decision = await self._spend_quota(key.account_id, now, cost)
         return AuthResult("ok" if decision.allowed else "rate_limited", key, decision)
 
-    async def _identify(
-        self, authorization: str | None, now: float, *, may_look_up: bool
-    ) -> tuple[CachedKey | None, Outcome]:
-        if authorization is None:
+    async def _identify(self, token: str | None, *, may_look_up: bool) -> tuple[CachedKey | None, Outcome]:
+        if token is None:
             return None, "missing"
-        scheme, _, token = authorization.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not is_well_formed(token):
+        if not is_well_formed(token):
             return None, "malformed"
         key_hash = self._hasher.digest(token)
         key = self._view.get(key_hash)
@@ -112,21 +132,24 @@ class Authenticator:
             key = await self._view.resolve(key_hash)
         if key is None:
             return None, "invalid"
-        if key.revoked:
-            return key, "revoked"
-        if key.expires_at is not None and now >= key.expires_at:
-            return key, "expired"
         return key, "ok"
 
-    async def _spend_quota(self, account_id: str, now: float) -> RateDecision:
+    async def _spend_quota(self, account_id: str, now: float, cost: int) -> RateDecision:
         plan = self._view.plan_of(account_id) or await self._view.resolve_plan(account_id)
         limit = self._plans.get(plan or "", self._default_limit)
         bucket = "acct:" + account_id
+        if cost > limit:
+            # More than the whole quota can never be allowed; say so without touching the bucket.
+            return RateDecision(False, limit, 0, float(WINDOW_SECONDS), float(WINDOW_SECONDS))
         try:
-            return await self._account_limiter.hit(bucket, limit=limit, period=WINDOW_SECONDS, now=now)
+            return await self._account_limiter.hit(
+                bucket, limit=limit, period=WINDOW_SECONDS, now=now, cost=cost
+            )
         except RateLimiterUnavailable as exc:
             # Shared limits degrade to per-replica limits rather than refusing every request.
             if now - self._last_outage_log >= OUTAGE_LOG_INTERVAL:
                 self._last_outage_log = now
                 log.warning("rate_limiter_unavailable", error=str(exc), fallback="in-process limits")
-            return await self._local_limiter.hit(bucket, limit=limit, period=WINDOW_SECONDS, now=now)
+            return await self._local_limiter.hit(
+                bucket, limit=limit, period=WINDOW_SECONDS, now=now, cost=cost
+            )

@@ -50,6 +50,9 @@ def ensure_free(address: str, port: int) -> None:
     """Refuse a port another process listens on: the server binds with SO_REUSEPORT and would share it."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Connections of a server just stopped linger in TIME_WAIT; they are not a listener. Linux still
+        # refuses this bind while another socket listens on the port.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
         except PermissionError:

@@ -15,7 +15,9 @@ ACCOUNT_SCOPES: tuple[str, ...] = (
     "usage:read",
     "audit:read",
 )
-ALL_SCOPES: frozenset[str] = frozenset((*ACCOUNT_SCOPES, PLATFORM_ADMIN))
+# Not a default: a service key that asks the authority about other keys is issued explicitly.
+KEYS_VERIFY = "keys:verify"
+ALL_SCOPES: frozenset[str] = frozenset((*ACCOUNT_SCOPES, KEYS_VERIFY, PLATFORM_ADMIN))
 
 
 def resolve_scopes(requested: Iterable[str] | None, *, operator: bool) -> tuple[str, ...]:
@@ -43,6 +45,9 @@ def check_grantable(scopes: Iterable[str], grantable: frozenset[str] | None) -> 
     """Through the API a key can only grant scopes it holds itself: no escalation by key creation."""
     if grantable is None:
         return
+    if "keys:write" in grantable:
+        # keys:verify only answers for keys whose secret the asker holds, within the same account.
+        grantable = grantable | {KEYS_VERIFY}
     beyond = sorted(set(scopes) - grantable)
     if beyond:
         raise NotPermitted(

@@ -15,6 +15,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from reservekit import __version__
+from reservekit.auth.verification import KeyAuthority
 from reservekit.clock import Clock
 from reservekit.logging import configure_logging
 from reservekit.runtime import Runtime
@@ -29,12 +30,14 @@ from reservekit.web.cors import CorsMiddleware
 from reservekit.web.deps import WebServices, provide_call
 from reservekit.web.health import HealthController, Operations
 from reservekit.web.idempotency import IdempotencyMiddleware
+from reservekit.web.key_changes import key_changes
 from reservekit.web.leaks import leaks_router
 from reservekit.web.middleware import AuthMiddleware
 from reservekit.web.problems import EXCEPTION_HANDLERS
 from reservekit.web.services import ServicesController
 from reservekit.web.strict import check_request
 from reservekit.web.usage import UsageController
+from reservekit.web.verify import verify_key
 
 
 def create_app(
@@ -54,6 +57,16 @@ def create_app(
     # Controllers see these, never the runtime: writes go through the application service.
     services = WebServices(application=runtime.application, engine=runtime.engine, clock=runtime.clock)
     operations = Operations(runtime)
+    key_authority = KeyAuthority(
+        authenticator=runtime.authenticator,
+        key_view=runtime.key_view,
+        usage=runtime.usage,
+        engine=runtime.engine,
+        clock=runtime.clock,
+        wakeup=runtime.wakeup,
+        poll_interval=settings.poll_interval_seconds,
+        max_body_bytes=settings.max_body_bytes,
+    )
     handlers: list[ControllerRouterHandler] = [
         HealthController,
         AccountsController,
@@ -63,6 +76,8 @@ def create_app(
         UsageController,
         AuditFlagsController,
         leaks_router(),
+        verify_key,
+        key_changes,
     ]
     if settings.bench_unauthenticated_account:
         handlers.append(bench_router(settings.bench_unauthenticated_account))
@@ -114,6 +129,7 @@ def create_app(
     )
     app = Litestar.from_config(config)
     app.state.runtime = runtime
+    app.state.key_authority = key_authority
     app.state.services = services
     return app
 

@@ -1,4 +1,4 @@
-"""A benchmark-only twin of ``GET /v1/services`` with authentication switched off.
+"""Benchmark-only routes: a twin of ``GET /v1/services`` with authentication switched off, and a bare route.
 
 Registered only when ``RESERVEKIT_BENCH_UNAUTHENTICATED_ACCOUNT`` is set, so the auth-overhead benchmark
 can compare both routes on the same server in the same run. Never enable it in production.
@@ -22,4 +22,9 @@ def bench_router(account_id: str) -> Router:
         rows = await scheduling.list_services(call.engine, account_id, after=None, limit=51)
         return Page(data=rows[:50], next_cursor=rows[49].id if len(rows) > 50 else None)
 
-    return Router(path="/bench", route_handlers=[list_services_unauthenticated])
+    @get("/bare", opt=PUBLIC, include_in_schema=False)
+    async def bare() -> dict[str, bool]:
+        """The least a Litestar route can do, behind the same middleware: the verify benchmark's yardstick."""
+        return {"ok": True}
+
+    return Router(path="/bench", route_handlers=[list_services_unauthenticated, bare])

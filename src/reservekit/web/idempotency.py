@@ -30,7 +30,12 @@ class IdempotencyMiddleware:
         self._clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["method"] != "POST":
+        if (
+            scope["type"] != ScopeType.HTTP
+            or scope["method"] != "POST"
+            or scope["route_handler"].opt.get("idempotency") is False
+        ):
+            # A POST that only answers a question (POST /v1/keys/verify) must never replay an old answer.
             await self._app(scope, receive, send)
             return
         raw = next((value for name, value in scope["headers"] if name == HEADER), None)
