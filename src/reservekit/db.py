@@ -87,6 +87,33 @@ async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection
         raise
 
 
+@asynccontextmanager
+async def read_only_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction the database itself refuses to write in, for verifiers that must change nothing.
+
+    PostgreSQL: ``START TRANSACTION READ ONLY``. SQLite has no read-only transactions, so the connection
+    is put in ``query_only`` mode for the duration and back afterwards (it returns to the pool).
+    """
+    try:
+        async with engine.connect() as conn:
+            if is_sqlite(engine):
+                await conn.exec_driver_sql("PRAGMA query_only = ON")
+                await conn.commit()
+            else:
+                await conn.execution_options(postgresql_readonly=True)
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                if is_sqlite(engine):
+                    await conn.exec_driver_sql("PRAGMA query_only = OFF")
+                    await conn.commit()
+    except (OperationalError, OSError, ConnectionError) as exc:
+        if _is_connectivity_error(exc):
+            raise DatabaseUnavailable(str(exc)) from exc
+        raise
+
+
 def _is_connectivity_error(exc: BaseException) -> bool:
     if isinstance(exc, OSError | ConnectionError):
         return True

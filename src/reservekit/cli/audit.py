@@ -15,8 +15,8 @@ from reservekit.audit.checkpoint import (
     read_checkpoint,
     sign_checkpoint,
 )
-from reservekit.cli.context import open_runtime
-from reservekit.clock import to_micros
+from reservekit.cli.context import open_database_read_only, open_runtime
+from reservekit.clock import SystemClock, to_micros
 from reservekit.db import read_transaction
 from reservekit.events.store import row_to_event
 from reservekit.events.tables import events
@@ -57,9 +57,9 @@ async def run_verify(args: argparse.Namespace, settings: Settings) -> int:
     checkpoint = (
         read_checkpoint(args.checkpoint, trusted_public_key=args.public_key) if args.checkpoint else None
     )
-    async with open_runtime(settings) as runtime:
-        report = await verify_chain(runtime.engine)
-        problem = await check_against_log(runtime.engine, checkpoint) if checkpoint and report.ok else None
+    async with open_database_read_only(settings) as engine:
+        report = await verify_chain(engine)
+        problem = await check_against_log(engine, checkpoint) if checkpoint and report.ok else None
     if not report.ok:
         print(f"chain BROKEN at position {report.first_bad_position}: {report.reason}")
         return 1
@@ -74,9 +74,9 @@ async def run_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
     key = load_or_create_signing_key(args.signing_key or settings.data_dir / "audit-signing-key.pem")
-    async with open_runtime(settings) as runtime:
-        report = await verify_chain(runtime.engine)
-        checkpoint = sign_checkpoint(report, key, runtime.clock.now())
+    async with open_database_read_only(settings) as engine:
+        report = await verify_chain(engine)
+    checkpoint = sign_checkpoint(report, key, SystemClock().now())
     args.out.write_bytes(msgspec.json.encode(checkpoint) + b"\n")
     print(
         f"checkpoint of position {checkpoint.position} written to {args.out}"
