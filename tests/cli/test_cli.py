@@ -185,6 +185,26 @@ def test_embedded_default_creates_its_database_and_pepper_on_first_run(tmp_path:
     assert run(env, "audit", "verify", cwd=tmp_path).returncode == 0
 
 
+def test_the_embedded_data_is_private_to_its_user(tmp_path: Path) -> None:
+    """S3: under the usual umask 022 the data directory is 0700 and every file in it 0600."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESERVEKIT_")}
+    created = subprocess.run(
+        ["sh", "-c", f'umask 022 && exec "{sys.executable}" -m reservekit.cli.main accounts create --name P'],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    data = tmp_path / ".reservekit"
+    assert data.stat().st_mode & 0o777 == 0o700
+    files = {p.name: p.stat().st_mode & 0o777 for p in data.iterdir()}
+    assert {"reservekit.db", "pepper"} <= files.keys()
+    assert files == dict.fromkeys(files, 0o600), files
+
+
 def test_migrate_upgrades_the_configured_database(env: dict[str, str]) -> None:
     migrated = run(env, "migrate")
     assert migrated.returncode == 0, migrated.stderr

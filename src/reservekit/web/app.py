@@ -30,6 +30,7 @@ from reservekit.web.health import HealthController, Operations
 from reservekit.web.leaks import leaks_router
 from reservekit.web.middleware import AuthMiddleware
 from reservekit.web.problems import EXCEPTION_HANDLERS
+from reservekit.web.request_guard import GuardedRequest
 from reservekit.web.services import ServicesController
 from reservekit.web.usage import UsageController
 
@@ -82,6 +83,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
+        request_class=GuardedRequest,
         openapi_config=OpenAPIConfig(
             title="ReserveKit API",
             version=__version__,

@@ -31,10 +31,12 @@ from reservekit.auth.outcomes import REFUSALS
 from reservekit.clock import SECOND_US, Clock
 from reservekit.domain.domains import origin_host
 from reservekit.metrics import Metrics
-from reservekit.ratelimit import rate_limit_headers
+from reservekit.ratelimit import InMemoryRateLimiter, rate_limit_headers
+from reservekit.redaction import KEY_MARK, redact
 from reservekit.usage.records import UsageRecord
 from reservekit.usage.writer import UsageWriter
 from reservekit.web.problems import PROBLEM_JSON, problem_bytes
+from reservekit.web.request_guard import nul_parameter
 
 _WANTED = {b"authorization", b"origin", b"referer", b"x-forwarded-for", b"x-request-id", b"user-agent"}
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -61,6 +63,7 @@ class AuthMiddleware:
         self._metrics = metrics
         self._clock = clock
         self._trusted = trusted
+        self._public_limiter = InMemoryRateLimiter()  # per-IP budgets of public routes (opt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -73,7 +76,9 @@ class AuthMiddleware:
                 headers[name] = value.decode("latin-1")
         supplied = headers.get(b"x-request-id")
         request_id = (
-            supplied if supplied and _SAFE_REQUEST_ID.match(supplied) else "req_" + secrets.token_hex(8)
+            supplied
+            if supplied and _SAFE_REQUEST_ID.match(supplied) and KEY_MARK not in supplied
+            else "req_" + secrets.token_hex(8)
         )
         client = scope.get("client")
         ip = client_ip(client[0] if client else None, headers.get(b"x-forwarded-for"), self._trusted)
@@ -85,6 +90,8 @@ class AuthMiddleware:
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
         opt = scope["route_handler"].opt
         if opt.get("public"):
+            if await self._public_refusal(scope, send, opt, ip, request_id, extra):
+                return
             await self._app(scope, receive, _with_headers(send, extra, None))
             return
         now = self._clock.timestamp()
@@ -115,11 +122,50 @@ class AuthMiddleware:
             self._usage.record(row.finish(status, started))
             return
         state["auth"] = key
+        bad_parameter = _nul_parameter(scope)
+        if bad_parameter is not None:
+            status = await _send_problem(send, _nul_problem(bad_parameter, request_id), 400, extra)
+            self._usage.record(row.finish(status, started))
+            return
         response_status = [500]
         try:
             await self._app(scope, receive, _with_headers(send, extra, response_status))
         finally:
             self._usage.record(row.finish(response_status[0], started))
+
+    async def _public_refusal(
+        self,
+        scope: Scope,
+        send: Send,
+        opt: dict[str, Any],
+        ip: str,
+        request_id: str,
+        extra: list[tuple[bytes, bytes]],
+    ) -> bool:
+        """Refuse a public request over its route's per-IP budget, or with NUL in its path or query.
+
+        Runs before the framework reads the body, so an abusive client is limited before its body is
+        decoded (``POST /v1/leaks``).
+        """
+        per_minute = opt.get("per_ip_per_minute")
+        if per_minute:
+            now = self._clock.timestamp()
+            bucket = f"{scope.get('path_template') or scope['path']}|{ip}"
+            decision = await self._public_limiter.hit(bucket, limit=per_minute, period=60, now=now)
+            if not decision.allowed:
+                refusal = REFUSALS["rate_limited"]
+                body = problem_bytes(refusal.status, refusal.title, refusal.code, request_id)
+                headers = [
+                    *extra,
+                    *((n.lower().encode(), v.encode()) for n, v in rate_limit_headers(decision, now=now)),
+                ]
+                await _send_problem(send, body, refusal.status, headers)
+                return True
+        bad_parameter = _nul_parameter(scope)
+        if bad_parameter is not None:
+            await _send_problem(send, _nul_problem(bad_parameter, request_id), 400, extra)
+            return True
+        return False
 
     @staticmethod
     async def _refuse(
@@ -143,6 +189,42 @@ class AuthMiddleware:
         end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
         await send(end)
         return refusal.status
+
+
+def _nul_parameter(scope: Scope) -> str | None:
+    name = nul_parameter(scope["path"], scope.get("query_string", b""))
+    if name == "path":
+        # Name the path parameter (``service_id``…) when the router has parsed it.
+        params = scope.get("path_params") or {}
+        name = next((k for k, v in params.items() if isinstance(v, str) and "\x00" in v), name)
+    return name
+
+
+def _nul_problem(field: str, request_id: str) -> bytes:
+    return problem_bytes(
+        400,
+        "Invalid request",
+        "invalid_request",
+        request_id,
+        detail=f"{field} must not contain a NUL character",
+        field=field,
+    )
+
+
+async def _send_problem(send: Send, body: bytes, status: int, extra: list[tuple[bytes, bytes]]) -> int:
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *extra,
+        ],
+    }
+    await send(start)
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(end)
+    return status
 
 
 def _bearer_given(authorization: str | None) -> bool:
@@ -179,9 +261,10 @@ class _UsageDraft:
         self.request_id = request_id
         self.key = key
         self.ip = ip
-        self.origin = origin[:255] if origin else None
-        self.method = str(scope.get("method", "?"))
-        self.route = str(scope.get("path_template") or scope["path"])[:255]
+        # The usage log keeps only what the client sent that cannot be a key (redaction.py).
+        self.origin = redact(origin)[:255] if origin else None
+        self.method = str(scope.get("method", "?"))[:16]
+        self.route = redact(str(scope.get("path_template") or scope["path"]))[:255]
         self.outcome = outcome
 
     def finish(self, status: int, started: float) -> UsageRecord:
