@@ -25,11 +25,13 @@ from reservekit.migrate import upgrade_to_head_async
 from reservekit.projecting.runner import ProjectionRunner
 from reservekit.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
 from reservekit.settings import Settings, SettingsError
+from reservekit.usage.spool import UsageSpool
 from reservekit.usage.writer import UsageWriter
 from reservekit.usecases.application import Application
 from reservekit.usecases.dependencies import HandlerDependencies
 
 log = structlog.get_logger(__name__)
+USAGE_SPOOL_DIR = "usage-spool"
 
 
 def load_pepper(settings: Settings) -> bytes:
@@ -130,7 +132,9 @@ class Runtime:
             account_limiter=build_rate_limiter(settings),
             failures_per_ip_per_minute=settings.failed_auth_per_ip_per_minute,
         )
-        usage = UsageWriter(engine, clock, on_written=wakeup.notify)
+        usage = UsageWriter(
+            engine, clock, on_written=wakeup.notify, spool=UsageSpool(settings.data_dir / USAGE_SPOOL_DIR)
+        )
         return cls(
             settings, engine, store, application, wakeup, key_view, runner, clock, authenticator, usage
         )
@@ -139,6 +143,7 @@ class Runtime:
         if migrate:
             await upgrade_to_head_async(self.settings.effective_database_url)
         await self.runner.setup()
+        await self.usage.replay_spool()  # rows a killed process answered but never wrote
         await self.runner.run_all_once()
         await self.key_view.start()
         if not background:

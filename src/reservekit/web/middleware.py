@@ -10,6 +10,7 @@ import math
 import re
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -111,27 +112,35 @@ class AuthMiddleware:
         self._metrics.observe(result.outcome, per_ip=result.per_ip, quota_checked=result.decision is not None)
         key = result.key
         row = _UsageDraft(now, request_id, key, ip, origin, scope, result.outcome)
+        # Every usage row is recorded (and spooled) before its response starts: a client that got an
+        # answer has a row even if the process is killed right after.
         if result.outcome != "ok":
-            status = await self._refuse(
+            self._usage.record(row.finish(REFUSALS[result.outcome].status, started))
+            await self._refuse(
                 send,
                 result.outcome,
                 request_id,
                 extra,
                 token_given=_bearer_given(headers.get(b"authorization")),
             )
-            self._usage.record(row.finish(status, started))
             return
         state["auth"] = key
         bad_parameter = _nul_parameter(scope)
         if bad_parameter is not None:
-            status = await _send_problem(send, _nul_problem(bad_parameter, request_id), 400, extra)
-            self._usage.record(row.finish(status, started))
+            self._usage.record(row.finish(400, started))
+            await _send_problem(send, _nul_problem(bad_parameter, request_id), 400, extra)
             return
-        response_status = [500]
+        recorded = [False]
+
+        def on_start(status: int) -> None:
+            recorded[0] = True
+            self._usage.record(row.finish(status, started))
+
         try:
-            await self._app(scope, receive, _with_headers(send, extra, response_status))
+            await self._app(scope, receive, _with_headers(send, extra, on_start))
         finally:
-            self._usage.record(row.finish(response_status[0], started))
+            if not recorded[0]:  # the app failed before answering
+                self._usage.record(row.finish(500, started))
 
     async def _public_refusal(
         self,
@@ -231,12 +240,14 @@ def _bearer_given(authorization: str | None) -> bool:
     return authorization is not None and authorization.strip()[:7].lower() == "bearer "
 
 
-def _with_headers(send: Send, extra: list[tuple[bytes, bytes]], status: list[int] | None) -> Send:
+def _with_headers(
+    send: Send, extra: list[tuple[bytes, bytes]], on_start: Callable[[int], None] | None
+) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             message["headers"] = [*message.get("headers", ()), *extra]
-            if status is not None:
-                status[0] = message["status"]
+            if on_start is not None:
+                on_start(message["status"])
         await send(message)
 
     return wrapped
