@@ -90,6 +90,7 @@ class Runtime:
         self.usage = usage
         self.key_view_checker = KeyViewChecker(key_view, sample=settings.key_view_check_sample)
         self.metrics = Metrics(usage, key_view, self.key_view_checker)
+        self.metrics.watch_wakeup_link(wakeup)
         self._background: list[KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter] = []
         self.rate_limiter: RateLimiter | None = None
 

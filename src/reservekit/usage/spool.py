@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +43,8 @@ class UsageSpool:
         self._fd: int | None = None
         self._path: Path | None = None
         self._sealed: list[tuple[int, Path]] = []
+        # pid for operators; a random part because one process may run several writers (tests, tools)
+        self._name = f"{os.getpid()}-{secrets.token_hex(4)}"
 
     def append(self, record: UsageRecord) -> None:
         if self._fd is None:
@@ -75,8 +78,8 @@ class UsageSpool:
     def _open_segment(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._sequence += 1
-        path = self.directory / f"{os.getpid()}-{self._sequence}{SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
+        path = self.directory / f"{self._name}-{self._sequence}{SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fd, self._path = fd, path
 

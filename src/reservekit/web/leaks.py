@@ -42,9 +42,7 @@ def leaks_router(*, per_ip_per_minute: int = LEAK_REPORTS_PER_IP_PER_MINUTE) -> 
         tags=["leaks"],
         summary="Report a leaked sk_rsv_ key",
     )
-    async def report(
-        data: JSONBody[LeakReport], call: NamedDependency[ApiCall]
-    ) -> Response[Any]:
+    async def report(data: JSONBody[LeakReport], call: NamedDependency[ApiCall]) -> Response[Any]:
         # Whether anything was written never reaches the reporter: one answer for every report.
         await call.application.execute(ReportLeak(secret=data.key, source=data.source), call.metadata)
         return Response(LeakReceipt(), status_code=202)
