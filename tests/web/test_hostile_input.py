@@ -123,6 +123,12 @@ async def test_a_nul_character_in_a_service_patch_and_revoke_reason_is_400(
     assert await event_count(runtime) == before
 
 
+@pytest.mark.parametrize("cursor", ["%C2%B2.flg_x", "99999999999999999999.flg_x"])
+async def test_a_flag_cursor_that_is_not_ours_is_4xx(client: Client, operator: Caller, cursor: str) -> None:
+    response = await client.get(f"/v1/audit/flags?cursor={cursor}", headers=operator.headers)
+    assert_problem(response, (400, 422), "cursor")
+
+
 @pytest.mark.parametrize("route", ["/v1/audit/usage", "/v1/audit/events"])
 @pytest.mark.parametrize("cursor", ["99999999999999999999", "9223372036854775808", "-1"])
 async def test_a_cursor_beyond_64_bits_is_400(

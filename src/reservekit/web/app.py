@@ -29,6 +29,7 @@ from reservekit.web.deps import WebServices, provide_call
 from reservekit.web.health import HealthController, Operations
 from reservekit.web.leaks import leaks_router
 from reservekit.web.middleware import AuthMiddleware
+from reservekit.web.openapi_problems import document_problems
 from reservekit.web.problems import EXCEPTION_HANDLERS
 from reservekit.web.request_guard import GuardedRequest
 from reservekit.web.services import ServicesController
@@ -107,6 +108,7 @@ def create_app(
         ),
     )
     app = Litestar.from_config(config)
+    document_problems(app.openapi_schema)
     app.state.runtime = runtime
     app.state.services = services
     return app
