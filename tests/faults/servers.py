@@ -98,3 +98,60 @@ def pg_binaries() -> Path | None:
             return candidate
     found = shutil.which("initdb")
     return Path(found).parent if found else None
+
+
+class OwnPostgres:
+    """A throw-away PostgreSQL cluster of the test's own, run as the ``postgres`` OS user on a spare port.
+
+    Only this cluster is ever stopped or restarted; the shared one on 5432 is never touched.
+    """
+
+    def __init__(self, root: Path) -> None:
+        binaries = pg_binaries()
+        if binaries is None:
+            raise RuntimeError("initdb/pg_ctl are not installed")
+        self._bin = binaries
+        self.port = free_port()
+        self.root = root
+        self.data = root / "pgdata"
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.chown(root, user="postgres", group="postgres")
+        self._as_postgres(str(self._bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._pg_ctl("start", "-w", "-t", "30", "-o", options, "-l", str(self.root / "postgres.log"))
+
+    def stop(self) -> None:
+        self._pg_ctl("stop", "-w", "-m", "fast")
+
+    def restart(self) -> None:
+        self._pg_ctl("restart", "-w", "-m", "fast", "-l", str(self.root / "postgres.log"))
+
+    def create_database(self, name: str) -> None:
+        self._as_postgres(
+            str(self._bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-c", f"CREATE DATABASE {name}"
+        )
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._pg_ctl("stop", "-w", "-m", "immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._as_postgres(str(self._bin / "pg_ctl"), "-D", str(self.data), *args)
+
+    @staticmethod
+    def _as_postgres(*command: str) -> None:
+        runner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*runner, *command], check=True, capture_output=True, timeout=60, cwd="/")
