@@ -94,3 +94,78 @@ async def test_a_success_resets_the_failure_count() -> None:
 def test_the_threshold_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         CircuitBreakerLimiter(HungLimiter(), failure_threshold=0)
+
+
+async def test_defaults_open_on_the_third_failure_and_count_what_they_do() -> None:
+    from structlog.testing import capture_logs
+
+    inner = HungLimiter(timeout=0.0)
+    breaker = CircuitBreakerLimiter(inner)
+    inner.hung = True
+    with capture_logs() as logs:
+        for expected_open in (False, False, True):
+            with pytest.raises(RateLimiterUnavailable):
+                await breaker.peek("acct", limit=5, period=60, now=0)
+            assert breaker.is_open is expected_open
+        with pytest.raises(RateLimiterUnavailable, match="circuit open"):
+            await breaker.peek("acct", limit=5, period=60, now=0)
+        with pytest.raises(RateLimiterUnavailable, match="circuit open"):
+            await breaker.hit("acct", limit=5, period=60, now=0)
+    assert (breaker.opened_count, breaker.short_circuited) == (1, 2)
+    assert [entry["event"] for entry in logs] == ["rate_limiter_circuit_open"]
+    assert logs[0]["failures"] == 3
+    await breaker.close()
+    assert not breaker.is_open
+
+
+async def test_peek_answers_through_a_closed_circuit_and_resets_failures() -> None:
+    inner = HungLimiter(timeout=0.0)
+    breaker = CircuitBreakerLimiter(inner, failure_threshold=2, probe_interval=10)
+    await breaker.hit("acct", limit=5, period=60, now=100)
+    inner.hung = True
+    with pytest.raises(RateLimiterUnavailable):
+        await breaker.peek("acct", limit=5, period=60, now=100)
+    inner.hung = False
+    decision = await breaker.peek("acct", limit=5, period=60, now=100)
+    assert (decision.allowed, decision.remaining) == (True, 3)
+    inner.hung = True
+    with pytest.raises(RateLimiterUnavailable):
+        await breaker.peek("acct", limit=5, period=60, now=100)
+    assert not breaker.is_open  # the success in between reset the count
+
+
+async def test_the_default_probe_peeks_the_probe_bucket_and_closing_logs() -> None:
+    from structlog.testing import capture_logs
+
+    class Recording(HungLimiter):
+        def __init__(self) -> None:
+            super().__init__(timeout=0.0)
+            self.peeked: list[tuple[str, int, float]] = []
+
+        async def peek(
+            self, bucket: str, *, limit: int, period: float, now: float, cost: int = 1
+        ) -> RateDecision:
+            self.peeked.append((bucket, limit, period))
+            return await super().peek(bucket, limit=limit, period=period, now=now, cost=cost)
+
+    inner = Recording()
+    breaker = CircuitBreakerLimiter(inner, failure_threshold=1, probe_interval=0.01)
+    inner.hung = True
+    with pytest.raises(RateLimiterUnavailable):
+        await breaker.hit("acct", limit=5, period=60, now=0)
+    await asyncio.sleep(0.05)
+    assert breaker.is_open  # probes keep failing while hung
+    with capture_logs() as logs:
+        inner.hung = False
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if not breaker.is_open:
+                break
+    assert not breaker.is_open
+    assert inner.peeked[-1] == ("circuit-probe", 1, 1)
+    assert [entry["event"] for entry in logs] == ["rate_limiter_circuit_closed"]
+    inner.hung = True
+    with pytest.raises(RateLimiterUnavailable):  # a closed circuit counts afresh from zero
+        await breaker.hit("acct", limit=5, period=60, now=0)
+    assert breaker.is_open
+    await breaker.close()
