@@ -202,3 +202,23 @@ async def test_the_probe_task_is_named_logged_cancelled_and_counted() -> None:
         await breaker.hit("a", limit=10, period=60, now=0)
     assert not breaker.is_open
     await breaker.close()
+
+
+async def test_a_cost_above_the_limit_is_a_caller_error_at_every_layer() -> None:
+    with pytest.raises(ValueError, match="cost must be between 1 and limit"):
+        gcra_step(None, 0.0, 2, 60, cost=3)
+    with pytest.raises(ValueError, match="cost must be between 1 and limit"):
+        await InMemoryRateLimiter().hit("a", limit=2, period=60, now=0, cost=3)
+
+
+async def test_an_open_circuit_says_so() -> None:
+    inner = HungLimiter(timeout=0.0)
+    breaker = CircuitBreakerLimiter(inner, failure_threshold=1, probe_interval=10)
+    inner.hung = True
+    with pytest.raises(RateLimiterUnavailable):
+        await breaker.hit("a", limit=10, period=60, now=0)
+    with pytest.raises(
+        RateLimiterUnavailable, match=r"^rate limiter store unavailable: circuit open, probing in background$"
+    ):
+        await breaker.hit("a", limit=10, period=60, now=0)
+    await breaker.close()
