@@ -26,10 +26,10 @@ from reservekit.audit.checkpoint import (
     sign_checkpoint,
 )
 from reservekit.db import read_only_transaction
-from reservekit.events.chain import canonical_bytes, chain_hash
-from reservekit.events.store import EventStore, StreamWrite
+from reservekit.domain.events import AccountOpened, AccountPlanChanged, Metadata
+from reservekit.events.chain import row_hash
+from reservekit.events.store import SqlEventStore, StreamWrite
 from reservekit.events.tables import events, projection_checkpoints
-from reservekit.events.types import AccountOpened, AccountPlanChanged, Metadata
 from reservekit.events.verify import verify_chain
 
 LOG_LENGTH = 30
@@ -37,7 +37,7 @@ ROWS = (1, 2, 15, 27, LOG_LENGTH)  # first, second, middle, the issue's 27, the 
 META = Metadata(actor_account_id="acct_0", request_id="req_t", client_ip="198.51.100.7", user_agent="t")
 
 
-async def populate(store: EventStore) -> None:
+async def populate(store: SqlEventStore) -> None:
     """30 events: accounts opened, and every fourth event a plan change of acct_0 (streams interleave)."""
     opened, plan_changes = 0, 0
     for i in range(LOG_LENGTH):
@@ -74,7 +74,7 @@ async def restore(engine: AsyncEngine, rows: Sequence[dict[str, Any]]) -> None:
 
 
 @pytest.fixture
-async def log(store: EventStore, engine: AsyncEngine) -> list[dict[str, Any]]:
+async def log(store: SqlEventStore, engine: AsyncEngine) -> list[dict[str, Any]]:
     await populate(store)
     original = await snapshot(engine)
     await disable_append_only(engine)
@@ -190,18 +190,8 @@ async def test_a_forged_event_appended_after_the_head_is_named(
 
 
 def rehash(row: dict[str, Any], prev_hash: str) -> str:
-    return chain_hash(
-        prev_hash,
-        canonical_bytes(
-            position=row["position"],
-            stream_id=row["stream_id"],
-            stream_version=row["stream_version"],
-            type=row["type"],
-            data=row["data"],
-            metadata=row["metadata"],
-            recorded_at_us=row["recorded_at_us"],
-        ),
-    )
+    """The hash an attacker recomputes for an edited row, with the writer's own function."""
+    return row_hash(prev_hash, row)
 
 
 @pytest.mark.parametrize("position", [1, 2, 15, 27])

@@ -7,9 +7,9 @@ chain, so it must break these tests first. The hex values were checked with ``sh
 
 from __future__ import annotations
 
-from reservekit.events.chain import GENESIS_HASH, canonical_bytes, chain_hash
+from reservekit.events.chain import GENESIS_HASH, canonical_bytes, chain_hash, row_hash
 
-ENVELOPE = {
+ENVELOPE: dict[str, object] = {
     "position": 7,
     "stream_id": "key_abc",
     "stream_version": 2,
@@ -27,12 +27,20 @@ CANONICAL = (
 
 
 def test_canonical_bytes_known_answer() -> None:
-    assert canonical_bytes(**ENVELOPE) == CANONICAL  # type: ignore[arg-type]
+    assert canonical_bytes(ENVELOPE) == CANONICAL
+    # Columns the envelope does not cover (account_id, the hashes) change nothing.
+    assert canonical_bytes(ENVELOPE | {"account_id": "x", "prev_hash": "y", "hash": "z"}) == CANONICAL
 
 
 def test_canonical_bytes_accept_bytes_as_stored() -> None:
     as_bytes = ENVELOPE | {"data": ENVELOPE["data"].encode(), "metadata": ENVELOPE["metadata"].encode()}  # type: ignore[union-attr]
-    assert canonical_bytes(**as_bytes) == CANONICAL  # type: ignore[arg-type]
+    assert canonical_bytes(as_bytes) == CANONICAL
+
+
+def test_row_hash_is_chain_hash_of_the_canonical_bytes() -> None:
+    assert row_hash("ab" * 32, ENVELOPE) == (
+        "ae2f11f5d1ae6db656e427330ab9a2b43d1496bd6184111441229e1faa498da3"
+    )
 
 
 def test_chain_hash_known_answers() -> None:
@@ -55,4 +63,4 @@ def test_every_envelope_field_changes_the_canonical_bytes() -> None:
         "recorded_at_us": 1795865716988281,
     }
     for field, value in changed.items():
-        assert canonical_bytes(**(ENVELOPE | {field: value})) != CANONICAL, field  # type: ignore[arg-type]
+        assert canonical_bytes(ENVELOPE | {field: value}) != CANONICAL, field

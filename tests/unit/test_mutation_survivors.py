@@ -11,10 +11,8 @@ from structlog.testing import capture_logs
 
 from reservekit.domain.accounts import fold_account, validate_name
 from reservekit.domain.domains import host_matches, normalise_domain
-from reservekit.domain.errors import DomainError, Forbidden, InvalidInput
-from reservekit.domain.keys import KeyMaterial, decide_create_key, fold_key
-from reservekit.domain.scopes import resolve_scopes
-from reservekit.events.types import (
+from reservekit.domain.errors import DomainError, InvalidInput, NotPermitted
+from reservekit.domain.events import (
     AccountOpened,
     KeyCreated,
     KeyRevoked,
@@ -25,6 +23,8 @@ from reservekit.events.types import (
     encode_metadata,
     event_type,
 )
+from reservekit.domain.keys import KeyMaterial, decide_create_key, fold_key
+from reservekit.domain.scopes import resolve_scopes
 from reservekit.ratelimit import InMemoryRateLimiter, RateLimiterUnavailable
 from reservekit.ratelimit.breaker import CircuitBreakerLimiter
 from reservekit.ratelimit.gcra import emission_interval_us, gcra_step, gcra_step_us
@@ -74,7 +74,7 @@ def test_only_an_operator_account_can_create_a_platform_admin_key() -> None:
 
 
 def test_explicit_scopes_beyond_what_the_caller_holds_are_forbidden() -> None:
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotPermitted):
         decide_create_key(
             account(), MATERIAL, name=None, domains=None, scopes=["audit:read"], expires_at=None, now=NOW,
             grantable=frozenset({"keys:read"}),
