@@ -77,3 +77,34 @@ async def test_a_real_bug_is_still_a_500(
     monkeypatch.setattr(scheduling, "list_services", broken)
     response = await client.get("/v1/services", headers=acme.headers)
     assert response.status_code == 500
+
+
+async def test_a_request_refused_because_the_database_is_away_still_gets_its_usage_row(
+    client: Client, acme: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key not yet in memory needs the database; while it is away the answer is 503, with a row."""
+    from reservekit.db import DatabaseUnavailable
+    from reservekit.runtime import Runtime
+
+    runtime: Runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
+
+    async def away(**_kwargs: object) -> object:
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(runtime.authenticator, "authenticate", away)
+    response = await client.get("/v1/services", headers=acme.headers | {"X-Request-Id": "req-away-1"})
+    assert response.status_code == 503
+    assert "retry-after" in response.headers
+    monkeypatch.undo()
+    await runtime.usage.flush()
+    from sqlalchemy import select
+
+    from reservekit.usage.records import usage_log
+
+    async with runtime.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(usage_log.c.status, usage_log.c.outcome).where(usage_log.c.request_id == "req-away-1")
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [(503, "unavailable")]

@@ -30,6 +30,7 @@ from reservekit.auth.client_ip import Network, client_ip
 from reservekit.auth.key_view import CachedKey
 from reservekit.auth.outcomes import REFUSALS
 from reservekit.clock import SECOND_US, Clock
+from reservekit.db import is_unavailable
 from reservekit.domain.domains import origin_host
 from reservekit.metrics import Metrics
 from reservekit.ratelimit import InMemoryRateLimiter, rate_limit_headers
@@ -97,12 +98,20 @@ class AuthMiddleware:
             return
         now = self._clock.timestamp()
         origin = origin_host(headers.get(b"origin"), headers.get(b"referer"))
-        result = await self._authenticator.authenticate(
-            authorization=headers.get(b"authorization"),
-            origin_host=origin,
-            required_scopes=opt.get("scopes"),
-            client_ip=ip,
-        )
+        try:
+            result = await self._authenticator.authenticate(
+                authorization=headers.get(b"authorization"),
+                origin_host=origin,
+                required_scopes=opt.get("scopes"),
+                client_ip=ip,
+            )
+        except Exception as exc:
+            # A key not yet in memory needs the database; if it is away the answer is a 503 (problems.py),
+            # and that answered request still gets its usage row.
+            if is_unavailable(exc):
+                draft = _UsageDraft(now, request_id, None, ip, origin, scope, "unavailable")
+                self._usage.record(draft.finish(503, started))
+            raise
         if result.per_ip and result.decision is not None:
             extra.append((b"retry-after", str(max(1, math.ceil(result.decision.retry_after))).encode()))
         elif result.decision is not None:
