@@ -97,6 +97,7 @@ def test_a_url_is_refused_as_a_url(raw: str) -> None:
     with pytest.raises(InvalidInput) as info:
         normalise_domain(raw)
     assert info.value.message == f"domain {raw!r} must be a host name, without scheme, port or path"
+    assert info.value.field == "domains"
 
 
 def test_an_invalid_host_is_refused_as_such() -> None:
