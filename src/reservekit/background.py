@@ -5,28 +5,53 @@ Every loop (the projection runner, the key-view tailer, the usage writer) uses t
 apart from any one of them, so ``usage`` and ``projecting`` need not import each other.
 
 Wake-ups only shorten the wait; tailers always poll as well, so a lost notification or a dropped
-listener connection delays a reader by at most one poll interval and never loses an event.
+listener connection delays a reader by at most one poll interval and never loses an event. While the
+LISTEN link is down (not yet connected, dropped, or its reconnection failing) every wait is cut to
+``FALLBACK_POLL_SECONDS``, so a revocation on another replica still arrives within SPEC §9's 100 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import structlog
 from sqlalchemy.engine import make_url
 
 log = structlog.get_logger(__name__)
 
 
+FALLBACK_POLL_SECONDS = 0.05  # while LISTEN is down: keeps SPEC §9's 100 ms for revocations
+LISTENER_PING_SECONDS = 1.0  # a silently dead LISTEN connection is noticed within about this
+
+
+class LinkStatus(msgspec.Struct, frozen=True):
+    """The wake-up link as /readyz and /metrics show it.
+
+    ``state``: ``up``, ``down`` (tailers poll every ``poll_seconds`` instead of waiting for NOTIFY), or
+    ``none`` (no LISTEN link on this backend: SQLite, one process). ``down_seconds``: how long it has
+    been down, 0 when up.
+    """
+
+    state: str
+    down_seconds: float
+    poll_seconds: float | None
+
+
 class WakeUp:
-    def __init__(self) -> None:
+    def __init__(self, *, fallback_poll: float = FALLBACK_POLL_SECONDS) -> None:
         self._waiters: set[asyncio.Event] = set()
+        self.fallback_poll = fallback_poll
+        self._link_expected = False
+        self._link_up = False
+        self._down_since = time.monotonic()
 
     def subscribe(self) -> asyncio.Event:
-        waiter = asyncio.Event()
+        waiter = Waiter(self)
         self._waiters.add(waiter)
         return waiter
 
@@ -37,8 +62,47 @@ class WakeUp:
         for waiter in self._waiters:
             waiter.set()
 
+    # The link, reported by the PostgresListener.
+    def expect_link(self) -> None:
+        self._link_expected = True
+
+    def link_restored(self) -> None:
+        self._link_up = True
+
+    def link_lost(self) -> None:
+        if self._link_up or not self._link_expected:
+            self._down_since = time.monotonic()
+        self._link_expected = True
+        self._link_up = False
+        self.notify()  # waiters in a long poll wait come back and wait the short one instead
+
+    @property
+    def link_down(self) -> bool:
+        return self._link_expected and not self._link_up
+
+    def poll_within(self, within: float) -> float:
+        return min(within, self.fallback_poll) if self.link_down else within
+
+    def link_status(self) -> LinkStatus:
+        if not self._link_expected:
+            return LinkStatus("none", 0.0, None)
+        if self._link_up:
+            return LinkStatus("up", 0.0, None)
+        return LinkStatus("down", round(time.monotonic() - self._down_since, 3), self.fallback_poll)
+
+
+class Waiter(asyncio.Event):
+    """An event that knows its hub, so a wait can shorten itself while the link is down."""
+
+    def __init__(self, hub: WakeUp) -> None:
+        super().__init__()
+        self.hub = hub
+
 
 async def wait_for_wakeup(waiter: asyncio.Event, within: float) -> None:
+    # While the LISTEN link is down nothing will wake a tailer but its own poll: poll fast.
+    if isinstance(waiter, Waiter):
+        within = waiter.hub.poll_within(within)
     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races the event.
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(within):
@@ -75,6 +139,8 @@ class PostgresListener:
         self._wakeup = wakeup
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self.server_pid: int | None = None  # of the LISTEN backend, for operators and tests
+        wakeup.expect_link()  # down until the first connection is up: tailers poll fast meanwhile
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="reservekit-pg-listener")
@@ -92,9 +158,12 @@ class PostgresListener:
         while True:
             lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(self._dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
+                conn = await asyncpg.connect(
+                    self._dsn, timeout=2, server_settings={"application_name": "reservekit-listener"}
+                )
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("listener_connect_failed", error=str(exc), retry_in=backoff)
+                self._wakeup.link_lost()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -102,12 +171,30 @@ class PostgresListener:
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(self._channel, self._wakeup.notify)
                 backoff = 0.1
+                self.server_pid = conn.get_server_pid()
                 self.connected.set()
+                self._wakeup.link_restored()
                 # A reconnect may have missed notifications: wake tailers so they catch up.
                 self._wakeup.notify()
-                await lost.wait()
+                await self._watch(conn, lost)
                 log.warning("listener_connection_lost")
             finally:
                 self.connected.clear()
+                self._wakeup.link_lost()
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=1)
+
+    @staticmethod
+    async def _watch(conn: Any, lost: asyncio.Event) -> None:
+        """Return when the connection ends, or stops answering a ping (a silently dropped link)."""
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LISTENER_PING_SECONDS):
+                    await lost.wait()
+            if lost.is_set():
+                return
+            try:
+                async with asyncio.timeout(LISTENER_PING_SECONDS):
+                    await conn.fetchval("SELECT 1")
+            except Exception:  # any failure of the ping means the link cannot be trusted
+                return

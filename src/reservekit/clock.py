@@ -49,6 +49,18 @@ class FakeClock:
         self._now = moment
 
 
+def in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC. ValueError (not OverflowError) when that leaves datetime's years 1 to 9999.
+
+    ``0001-01-01T00:00:00+14:00`` is a valid RFC 3339 text whose UTC instant is before year 1: every
+    instant from outside passes through here so it is refused as bad input, never a 500.
+    """
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
+
+
 def to_micros(moment: datetime) -> int:
     """Exact integer storage for instants: identical on SQLite and PostgreSQL, so hashes stay stable."""
     delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
@@ -79,6 +91,7 @@ def parse_instant(text: str) -> datetime:
         raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-06-01T12:00:00Z") from None
     if moment.tzinfo is None:
         raise ValueError("needs a UTC offset (Z or ±HH:MM)")
+    in_utc(moment)  # 0001-01-01T00:00:00+14:00 parses, but has no UTC instant
     return moment
 
 

@@ -6,6 +6,8 @@ instead of failing half-way when a read transaction upgrades. PostgreSQL: asyncp
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _IMMEDIATE = "reservekit_immediate"
@@ -31,7 +33,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(parsed.database))
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _install_sqlite_hooks(engine)
         return engine
@@ -42,6 +44,21 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": "reservekit"}},
     )
+
+
+def create_private_file(path: Path) -> None:
+    """Create the SQLite file (and its directory) readable by this user only: 0600 in a 0700 directory.
+
+    SQLite gives its -wal and -shm files the database file's mode, so they are private too. A file that
+    already exists keeps its mode: an operator may have chosen another one on purpose.
+    """
+    if not path.parent.exists():
+        with contextlib.suppress(FileExistsError):  # another process may create it at the same time
+            path.parent.mkdir(mode=0o700, parents=True)
+            path.parent.chmod(0o700)  # mkdir's mode is filtered by the umask; be exact
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
@@ -70,7 +87,7 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
                 await conn.execution_options(**{_IMMEDIATE: True})
             async with conn.begin():
                 yield conn
-    except (OperationalError, OSError, ConnectionError) as exc:
+    except (DBAPIError, OSError, ConnectionError) as exc:
         if _is_connectivity_error(exc):
             raise DatabaseUnavailable(str(exc)) from exc
         raise
@@ -81,19 +98,87 @@ async def read_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection
     try:
         async with engine.connect() as conn, conn.begin():
             yield conn
-    except (OperationalError, OSError, ConnectionError) as exc:
+    except (DBAPIError, OSError, ConnectionError) as exc:
         if _is_connectivity_error(exc):
             raise DatabaseUnavailable(str(exc)) from exc
         raise
 
 
-def _is_connectivity_error(exc: BaseException) -> bool:
-    if isinstance(exc, OSError | ConnectionError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    text = str(exc).lower()
-    return any(
-        marker in text
-        for marker in ("connection refused", "could not connect", "connection was closed", "unable to open")
-    )
+@asynccontextmanager
+async def read_only_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction the database itself refuses to write in, for verifiers that must change nothing.
+
+    PostgreSQL: ``START TRANSACTION READ ONLY``. SQLite has no read-only transactions, so the connection
+    is put in ``query_only`` mode for the duration and back afterwards (it returns to the pool).
+    """
+    try:
+        async with engine.connect() as conn:
+            if is_sqlite(engine):
+                await conn.exec_driver_sql("PRAGMA query_only = ON")
+                await conn.commit()
+            else:
+                await conn.execution_options(postgresql_readonly=True)
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                if is_sqlite(engine):
+                    await conn.exec_driver_sql("PRAGMA query_only = OFF")
+                    await conn.commit()
+    except (DBAPIError, OSError, ConnectionError) as exc:
+        if _is_connectivity_error(exc):
+            raise DatabaseUnavailable(str(exc)) from exc
+        raise
+
+
+# SQLSTATEs that mean "the database is not there right now" rather than "this statement is wrong":
+# class 08 (connection exception), 57P01-03 (admin/crash shutdown, starting up), 53300 (too many clients).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+_UNAVAILABLE_MARKERS = (
+    "connection refused",
+    "could not connect",
+    "connection was closed",
+    "connection is closed",
+    "unable to open",
+    "shutting down",
+    "starting up",
+    "terminating connection",
+    "cannot connect now",
+    "server closed the connection",
+    "connection reset",
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` (or anything it wraps) says the database cannot be reached or is restarting.
+
+    Walks the chain (SQLAlchemy's ``orig``, ``__cause__``, ``__context__``) because asyncpg's errors
+    arrive wrapped, sometimes twice, and a fast restart surfaces as "the database system is shutting
+    down" / "starting up" (SQLSTATE 57P01/57P03), not as a refused connection.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError | ConnectionError | TimeoutError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        sqlstate = str(getattr(current, "sqlstate", "") or "")
+        if sqlstate and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        if type(current).__name__ in ("ConnectionDoesNotExistError", "InterfaceError") and (
+            "closed" in str(current).lower()
+        ):
+            return True
+        text = str(current).lower()
+        if any(marker in text for marker in _UNAVAILABLE_MARKERS):
+            return True
+        pending.extend((getattr(current, "orig", None), current.__cause__, current.__context__))
+    return False
+
+
+_is_connectivity_error = is_unavailable

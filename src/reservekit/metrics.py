@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 from reservekit.auth.key_view import KeyView
 from reservekit.auth.key_view_follower import KeyViewChecker
 from reservekit.auth.outcomes import REFUSALS, Outcome
+from reservekit.background import WakeUp
 from reservekit.projecting.runner import ProjectionStatus
 from reservekit.usage.writer import UsageWriter
 
@@ -89,6 +90,28 @@ class _KeyViewCollector(Collector):
         )
 
 
+class _WakeUpLinkCollector(Collector):
+    """The LISTEN/NOTIFY link of this replica (issue 10): up or down, and for how long."""
+
+    def __init__(self, wakeup: WakeUp) -> None:
+        self._wakeup = wakeup
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        status = self._wakeup.link_status()
+        if status.state == "none":
+            return
+        yield GaugeMetricFamily(
+            "reservekit_wakeup_link_up",
+            "1 while the LISTEN connection that wakes tailers is up, 0 while tailers poll fast instead",
+            value=1 if status.state == "up" else 0,
+        )
+        yield GaugeMetricFamily(
+            "reservekit_wakeup_link_down_seconds",
+            "Seconds the LISTEN link has been down (0 when up)",
+            value=status.down_seconds,
+        )
+
+
 class Metrics:
     def __init__(self, usage: UsageWriter, key_view: KeyView, checker: KeyViewChecker) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -118,6 +141,9 @@ class Metrics:
         self.registry.register(_UsageCollector(usage))
         self._key_view = _KeyViewCollector(key_view, checker)
         self.registry.register(self._key_view)
+
+    def watch_wakeup_link(self, wakeup: WakeUp) -> None:
+        self.registry.register(_WakeUpLinkCollector(wakeup))
 
     def observe(self, outcome: Outcome, *, per_ip: bool, quota_checked: bool) -> None:
         self._requests[outcome].inc()

@@ -25,12 +25,15 @@ from reservekit.metrics import Metrics
 from reservekit.migrate import upgrade_to_head_async
 from reservekit.projecting.runner import ProjectionRunner
 from reservekit.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
+from reservekit.ratelimit.breaker import CircuitBreakerLimiter
 from reservekit.settings import Settings, SettingsError
+from reservekit.usage.spool import UsageSpool
 from reservekit.usage.writer import UsageWriter
 from reservekit.usecases.application import Application
 from reservekit.usecases.dependencies import HandlerDependencies
 
 log = structlog.get_logger(__name__)
+USAGE_SPOOL_DIR = "usage-spool"
 
 
 def load_pepper(settings: Settings) -> bytes:
@@ -56,7 +59,8 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
     client = Redis.from_url(
         settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25, retry_on_timeout=False
     )
-    return RedisRateLimiter(client)
+    # A hung Redis must not cost every request its timeout: after a few failures, local limits at once.
+    return CircuitBreakerLimiter(RedisRateLimiter(client))
 
 
 class Runtime:
@@ -87,7 +91,9 @@ class Runtime:
         self.usage = usage
         self.key_view_checker = KeyViewChecker(key_view, sample=settings.key_view_check_sample)
         self.metrics = Metrics(usage, key_view, self.key_view_checker)
+        self.metrics.watch_wakeup_link(wakeup)
         self._background: list[KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter] = []
+        self.rate_limiter: RateLimiter | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -124,23 +130,29 @@ class Runtime:
             ),
             read_models=runner,
         )
+        rate_limiter = build_rate_limiter(settings)
         authenticator = Authenticator(
             key_view,
             hasher,
             clock,
             plans=settings.plans,
-            account_limiter=build_rate_limiter(settings),
+            account_limiter=rate_limiter,
             failures_per_ip_per_minute=settings.failed_auth_per_ip_per_minute,
         )
-        usage = UsageWriter(engine, clock, on_written=wakeup.notify)
-        return cls(
+        usage = UsageWriter(
+            engine, clock, on_written=wakeup.notify, spool=UsageSpool(settings.data_dir / USAGE_SPOOL_DIR)
+        )
+        runtime = cls(
             settings, engine, store, application, wakeup, key_view, runner, clock, authenticator, usage
         )
+        runtime.rate_limiter = rate_limiter
+        return runtime
 
     async def start(self, *, migrate: bool = False, background: bool = True) -> None:
         if migrate:
             await upgrade_to_head_async(self.settings.effective_database_url)
         await self.runner.setup()
+        await self.usage.replay_spool()  # rows a killed process answered but never wrote
         await self.runner.run_all_once()
         await self.key_view.start()
         if not background:
@@ -168,4 +180,6 @@ class Runtime:
         for task in reversed(self._background):
             await task.stop()
         self._background = []
+        if isinstance(self.rate_limiter, CircuitBreakerLimiter):
+            await self.rate_limiter.close()
         await self.engine.dispose()

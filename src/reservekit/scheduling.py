@@ -25,6 +25,7 @@ from reservekit.clock import from_micros, to_micros
 from reservekit.db import read_transaction, write_transaction
 from reservekit.domain.errors import NotFound
 from reservekit.ids import new_id
+from reservekit.redaction import redact, redact_optional
 
 metadata = MetaData()
 services = Table(
@@ -95,6 +96,7 @@ async def create_service(
 ) -> Service:
     service_id = new_id("svc")
     stamp = to_micros(now)
+    name, description = redact(name), redact_optional(description)
     async with write_transaction(engine) as conn:
         await conn.execute(
             insert(services).values(
@@ -120,6 +122,7 @@ async def create_service(
 async def update_service(
     engine: AsyncEngine, account_id: str, service_id: str, changes: dict[str, object], now: datetime
 ) -> Service:
+    changes = {k: redact(v) if isinstance(v, str) else v for k, v in changes.items()}
     async with write_transaction(engine) as conn:
         result = await conn.execute(
             update(services)

@@ -86,6 +86,80 @@ async def test_audit_verify_exits_1_naming_the_tampered_position(
     assert "position 3" in verified.stdout
 
 
+async def _table_rows(database_url: str, *tables: str) -> dict[str, list[tuple[object, ...]]]:
+    engine = create_engine(database_url)
+    async with engine.connect() as conn:
+        rows = {}
+        for table in tables:
+            result = await conn.execute(text(f"SELECT * FROM {table}"))  # noqa: S608
+            rows[table] = sorted(map(tuple, result.all()))
+    await engine.dispose()
+    return rows
+
+
+async def test_audit_verify_never_replays_a_tampered_log_into_projections(
+    env: dict[str, str], database_url: str
+) -> None:
+    """T1: a forged plan change after the head must be reported, not applied to ``proj_accounts``."""
+    created = run(env, "accounts", "create", "--name", "A", "--json")
+    account = json.loads(created.stdout)["account"]["id"]
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        head = (await conn.execute(text("SELECT position, hash FROM events ORDER BY position DESC"))).first()
+        assert head is not None
+        await conn.execute(
+            text(
+                "INSERT INTO events (position, stream_id, stream_version, account_id, type, data, metadata,"
+                " recorded_at_us, prev_hash, hash) VALUES (:p, :a, 2, :a, 'account_plan_changed', :d, '{}',"
+                " 1, :prev, :forged)"
+            ),
+            {
+                "p": head.position + 1,
+                "a": account,
+                "d": json.dumps({"account_id": account, "plan": "enterprise"}),
+                "prev": head.hash,
+                "forged": "f" * 64,
+            },
+        )
+    await engine.dispose()
+    tables = ("proj_accounts", "proj_api_keys", "projection_checkpoints")
+    before = await _table_rows(database_url, *tables)
+    verified = run(env, "audit", "verify")
+    assert verified.returncode == 1, verified.stderr
+    assert f"position {head.position + 1}" in verified.stdout
+    assert await _table_rows(database_url, *tables) == before
+
+
+@pytest.mark.parametrize("moved", [1, 2])
+async def test_audit_verify_names_a_moved_position_without_a_traceback(
+    env: dict[str, str], database_url: str, moved: int
+) -> None:
+    assert run(env, "accounts", "create", "--name", "A").returncode == 0
+    assert run(env, "accounts", "create", "--name", "B").returncode == 0
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            await conn.execute(text("DROP TRIGGER events_no_update"))
+        else:
+            await conn.execute(text("ALTER TABLE events DISABLE TRIGGER USER"))
+        await conn.execute(
+            text("UPDATE events SET position = position + 1000 WHERE position = :p"), {"p": moved}
+        )
+    await engine.dispose()
+    verified = run(env, "audit", "verify")
+    assert (verified.returncode, verified.stderr) == (1, "")
+    assert verified.stdout.startswith(f"chain BROKEN at position {moved}:")
+
+
+def test_audit_verify_of_a_missing_database_is_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESERVEKIT_")}
+    verified = run(env, "audit", "verify", cwd=tmp_path)
+    assert verified.returncode == 1
+    assert "there is no database" in verified.stderr
+    assert "Traceback" not in verified.stderr
+    assert not (tmp_path / ".reservekit" / "reservekit.db").exists()
+
+
 def test_user_mistakes_print_one_line_and_exit_non_zero(env: dict[str, str]) -> None:
     bad_plan = run(env, "accounts", "create", "--name", "X", "--plan", "platinum")
     assert bad_plan.returncode == 1
@@ -109,6 +183,26 @@ def test_embedded_default_creates_its_database_and_pepper_on_first_run(tmp_path:
     assert (data / "reservekit.db").exists()
     assert (data / "pepper").stat().st_mode & 0o777 == 0o600
     assert run(env, "audit", "verify", cwd=tmp_path).returncode == 0
+
+
+def test_the_embedded_data_is_private_to_its_user(tmp_path: Path) -> None:
+    """S3: under the usual umask 022 the data directory is 0700 and every file in it 0600."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESERVEKIT_")}
+    created = subprocess.run(
+        ["sh", "-c", f'umask 022 && exec "{sys.executable}" -m reservekit.cli.main accounts create --name P'],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    data = tmp_path / ".reservekit"
+    assert data.stat().st_mode & 0o777 == 0o700
+    files = {p.name: p.stat().st_mode & 0o777 for p in data.iterdir()}
+    assert {"reservekit.db", "pepper"} <= files.keys()
+    assert files == dict.fromkeys(files, 0o600), files
 
 
 def test_migrate_upgrades_the_configured_database(env: dict[str, str]) -> None:

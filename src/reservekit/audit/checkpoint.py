@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reservekit.db import read_transaction
+from reservekit.db import read_only_transaction
 from reservekit.events.tables import events
 from reservekit.events.verify import ChainReport
 
@@ -100,7 +100,7 @@ def read_checkpoint(path: Path, *, trusted_public_key: str | None = None) -> Che
 
 async def check_against_log(engine: AsyncEngine, checkpoint: Checkpoint) -> str | None:
     """None when the log still contains the checkpointed head unchanged; otherwise what is wrong."""
-    async with read_transaction(engine) as conn:
+    async with read_only_transaction(engine) as conn:
         stored = await conn.scalar(select(events.c.hash).where(events.c.position == checkpoint.position))
     if stored is None:
         return f"the log no longer reaches position {checkpoint.position}: it was truncated"

@@ -15,8 +15,8 @@ from reservekit.audit.checkpoint import (
     read_checkpoint,
     sign_checkpoint,
 )
-from reservekit.cli.context import JSON_HELP, UserError, open_runtime, print_json
-from reservekit.clock import format_instant, to_micros
+from reservekit.cli.context import JSON_HELP, UserError, open_database_read_only, open_runtime, print_json
+from reservekit.clock import SystemClock, format_instant, to_micros
 from reservekit.db import read_transaction
 from reservekit.events.store import row_to_event
 from reservekit.events.tables import events
@@ -61,9 +61,9 @@ async def run_verify(args: argparse.Namespace, settings: Settings) -> int:
     checkpoint = (
         read_checkpoint(args.checkpoint, trusted_public_key=args.public_key) if args.checkpoint else None
     )
-    async with open_runtime(settings) as runtime:
-        report = await verify_chain(runtime.engine)
-        problem = await check_against_log(runtime.engine, checkpoint) if checkpoint and report.ok else None
+    async with open_database_read_only(settings) as engine:
+        report = await verify_chain(engine)
+        problem = await check_against_log(engine, checkpoint) if checkpoint and report.ok else None
     intact = report.ok and not problem
     if args.json:
         print_json(
@@ -94,9 +94,9 @@ async def run_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
     key = load_or_create_signing_key(args.signing_key or settings.data_dir / "audit-signing-key.pem")
-    async with open_runtime(settings) as runtime:
-        report = await verify_chain(runtime.engine)
-        checkpoint = sign_checkpoint(report, key, runtime.clock.now())
+    async with open_database_read_only(settings) as engine:
+        report = await verify_chain(engine)
+    checkpoint = sign_checkpoint(report, key, SystemClock().now())
     args.out.write_bytes(msgspec.json.encode(checkpoint) + b"\n")
     if args.json:
         print_json(checkpoint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import socket
 import sys
@@ -11,10 +12,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reservekit.audit.checkpoint import CheckpointError
-from reservekit.db import DatabaseUnavailable
+from reservekit.db import DatabaseUnavailable, create_engine
 from reservekit.domain.errors import DomainError
 from reservekit.domain.events import Metadata
 from reservekit.migrate import upgrade_to_head_async
@@ -56,6 +59,29 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await runtime.runner.run_all_once()
     finally:
         await runtime.stop()
+
+
+@asynccontextmanager
+async def open_database_read_only(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """Only an engine: no migration, no projection catch-up, no key view — nothing that writes.
+
+    Verifiers use this, so a tampered log is never replayed into the read models before (or while)
+    it is checked.
+    """
+    sqlite_file = make_url(settings.effective_database_url).database if settings.is_embedded else None
+    if sqlite_file and sqlite_file != ":memory:" and not os.path.exists(sqlite_file):  # noqa: ASYNC240
+        raise UserError(f"there is no database at {sqlite_file} yet")
+    engine = create_engine(settings.effective_database_url)
+    try:
+        yield engine
+    except (ProgrammingError, OperationalError) as exc:
+        if "does not exist" in str(exc) or "no such table" in str(exc):
+            raise UserError(
+                "the database has no ReserveKit tables yet: run `reservekit migrate` first"
+            ) from None
+        raise
+    finally:
+        await engine.dispose()
 
 
 def print_json(value: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Literal
 
 import msgspec
 
+from reservekit.clock import in_utc
 from reservekit.domain.accounts import AccountState, validate_name
 from reservekit.domain.domains import normalise_domains
 from reservekit.domain.errors import Conflict, InvalidInput
@@ -110,6 +111,10 @@ def decide_create_key(
     if expires_at is not None:
         if expires_at.tzinfo is None:
             raise InvalidInput("expires_at must include a timezone offset", field="expires_at")
+        try:
+            in_utc(expires_at)
+        except ValueError as exc:
+            raise InvalidInput(f"expires_at {exc}", field="expires_at") from None
         if expires_at <= now:
             raise InvalidInput("expires_at must be in the future", field="expires_at")
     resolved = resolve_scopes(scopes, operator=account.operator)

@@ -14,7 +14,16 @@ import msgspec
 from sqlalchemy import RowMapping
 
 from reservekit.clock import from_micros
-from reservekit.domain.events import Metadata, RecordedEvent, encode_event, encode_metadata, event_type
+from reservekit.domain.events import (
+    Metadata,
+    RecordedEvent,
+    decode_event,
+    decode_metadata,
+    encode_event,
+    encode_metadata,
+    event_type,
+)
+from reservekit.redaction import redact_json
 
 if TYPE_CHECKING:
     from reservekit.usecases.ports import StreamWrite
@@ -61,19 +70,28 @@ def seal(
     one way only. The caller has already checked each stream's version against ``expected_version``.
     """
     position, prev_hash = head or (0, GENESIS_HASH)
-    metadata_raw = encode_metadata(metadata).decode()
+    # Redaction happens here, before hashing, for every store: the log never holds a key-shaped
+    # string, its chain covers exactly what is stored, and the recorded events carry the same values.
+    encoded_metadata = encode_metadata(metadata)
+    clean_metadata = redact_json(encoded_metadata)
+    if clean_metadata is not encoded_metadata:
+        metadata = decode_metadata(clean_metadata)
+    metadata_raw = clean_metadata.decode()
     rows: list[dict[str, Any]] = []
     recorded: list[RecordedEvent] = []
     for write in writes:
-        for offset, event in enumerate(write.events, start=1):
+        for offset, original in enumerate(write.events, start=1):
             position += 1
+            encoded = encode_event(original)
+            clean = redact_json(encoded)
+            event = original if clean is encoded else decode_event(clean)
             row: dict[str, Any] = {
                 "position": position,
                 "stream_id": write.stream_id,
                 "stream_version": write.expected_version + offset,
                 "account_id": event.account_id,
                 "type": event_type(event),
-                "data": encode_event(event).decode(),
+                "data": clean.decode(),
                 "metadata": metadata_raw,
                 "recorded_at_us": recorded_at_us,
                 "prev_hash": prev_hash,

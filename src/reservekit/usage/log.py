@@ -12,7 +12,7 @@ import msgspec
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reservekit.db import is_sqlite, write_transaction
+from reservekit.db import is_sqlite, read_transaction, write_transaction
 from reservekit.usage.records import UsageRecord, usage_log
 
 _USAGE_LOCK_KEY = 0x5253_4B33
@@ -34,3 +34,28 @@ async def append_usage(
         ]
         await conn.execute(insert(usage_log), [msgspec.structs.asdict(record) for record in placed])
     return placed
+
+
+async def missing_rows(engine: AsyncEngine, records: Sequence[UsageRecord]) -> list[UsageRecord]:
+    """The rows of ``records`` the log does not hold yet, matched on (request_id, occurred_at_us).
+
+    A row reaches the log after it occurred, so only rows recorded since the earliest candidate
+    occurred are read (``ix_usage_log_recorded``), however long the log is.
+    """
+    if not records:
+        return []
+    since = min(record.occurred_at_us for record in records)
+    async with read_transaction(engine) as conn:
+        result = await conn.execute(
+            select(usage_log.c.request_id, usage_log.c.occurred_at_us).where(
+                usage_log.c.recorded_at_us >= since
+            )
+        )
+        present = {(row.request_id, row.occurred_at_us) for row in result}
+    fresh: list[UsageRecord] = []
+    for record in records:
+        identity = (record.request_id, record.occurred_at_us)
+        if identity not in present:
+            present.add(identity)  # a segment replayed twice in one go still counts once
+            fresh.append(record)
+    return fresh

@@ -3,6 +3,9 @@
 ``record`` never blocks and never awaits. If the database is down the batch stays buffered and is
 retried with backoff; only when the buffer is full is a row given up, and every such row is counted
 in a metric and reported in a (throttled) log line. ``stop`` flushes what is left.
+
+With a spool (``spool.py``) every row is also appended to a local file as it is recorded, so a killed
+process loses nothing: ``replay_spool`` at the next start inserts what never reached the database.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reservekit.background import stop_loop, wait_for_wakeup
 from reservekit.clock import Clock, to_micros
 from reservekit.db import DatabaseUnavailable
-from reservekit.usage.log import append_usage
+from reservekit.usage.log import append_usage, missing_rows
 from reservekit.usage.records import UsageRecord
+from reservekit.usage.spool import UsageSpool, orphaned_segments
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +36,8 @@ class UsageStats:
         self.dropped = 0
         self.writes = 0
         self.failures = 0
+        self.replayed = 0
+        self.spool_failures = 0
 
 
 class UsageWriter:
@@ -44,6 +50,7 @@ class UsageWriter:
         batch_size: int = 2_000,
         flush_interval: float = 1.0,
         on_written: Callable[[], None] | None = None,
+        spool: UsageSpool | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
@@ -57,6 +64,7 @@ class UsageWriter:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._last_drop_log = float("-inf")
+        self._spool = spool
         self.stats = UsageStats()
 
     @property
@@ -68,6 +76,13 @@ class UsageWriter:
             self._drop(1, "buffer full")
             return
         self._buffer.append(record)
+        if self._spool is not None:
+            try:
+                self._spool.append(record)
+            except OSError as exc:  # a full disk must not fail the request; the row is still buffered
+                self.stats.spool_failures += 1
+                if self.stats.spool_failures == 1:
+                    log.error("usage_spool_write_failed", error=str(exc))
         if len(self._buffer) >= self._batch_size:
             self._full.set()
 
@@ -78,6 +93,8 @@ class UsageWriter:
         under load, turn one write per interval into a stream of small writes.
         """
         async with self._lock:
+            if self._spool is not None:
+                self._spool.seal()  # the sealed segments hold exactly the rows buffered now
             remaining = len(self._buffer)
             while remaining:
                 count = min(remaining, self._batch_size)
@@ -94,6 +111,8 @@ class UsageWriter:
                 self.stats.writes += 1
                 if self._on_written:
                     self._on_written()
+            if self._spool is not None:
+                self._spool.discard_sealed()
 
     async def drain(self) -> None:
         """Flush until nothing is buffered (shutdown and tests; not the periodic path)."""
@@ -111,6 +130,8 @@ class UsageWriter:
         for attempt in range(1, attempts + 1):
             try:
                 await self.drain()
+                if self._spool is not None:
+                    self._spool.close(keep=False)
                 return
             except (DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
                 log.warning(
@@ -118,8 +139,28 @@ class UsageWriter:
                 )
                 await asyncio.sleep(delay)
                 delay *= 2
-        self._drop(len(self._buffer), "database unavailable at shutdown")
+        if self._spool is not None:
+            # Not lost: the spool keeps them for the next start's replay.
+            self._spool.close(keep=True)
+            log.error("usage_rows_left_in_spool", count=len(self._buffer))
+        else:
+            self._drop(len(self._buffer), "database unavailable at shutdown")
         self._buffer.clear()
+
+    async def replay_spool(self) -> int:
+        """Insert the rows of dead processes' spool segments the database lacks; returns how many."""
+        if self._spool is None:
+            return 0
+        with orphaned_segments(self._spool.directory) as segments:
+            rows = [row for _path, segment in segments for row in segment]
+            missing = await missing_rows(self._engine, rows)
+            for start in range(0, len(missing), self._batch_size):
+                batch = missing[start : start + self._batch_size]
+                await append_usage(self._engine, batch, recorded_at_us=to_micros(self._clock.now()))
+        if segments:
+            self.stats.replayed += len(missing)
+            log.warning("usage_spool_replayed", segments=len(segments), rows=len(rows), inserted=len(missing))
+        return len(missing)
 
     async def _run(self) -> None:
         backoff = self._flush_interval

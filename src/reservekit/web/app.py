@@ -33,7 +33,9 @@ from reservekit.web.idempotency import IdempotencyMiddleware
 from reservekit.web.key_changes import key_changes
 from reservekit.web.leaks import leaks_router
 from reservekit.web.middleware import AuthMiddleware
+from reservekit.web.openapi_problems import document_problems
 from reservekit.web.problems import EXCEPTION_HANDLERS
+from reservekit.web.request_guard import GuardedRequest
 from reservekit.web.services import ServicesController
 from reservekit.web.strict import check_request
 from reservekit.web.usage import UsageController
@@ -105,6 +107,7 @@ def create_app(
         before_request=check_request,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
+        request_class=GuardedRequest,
         openapi_config=OpenAPIConfig(
             title="ReserveKit API",
             version=__version__,
@@ -128,6 +131,7 @@ def create_app(
         ),
     )
     app = Litestar.from_config(config)
+    document_problems(app.openapi_schema)
     app.state.runtime = runtime
     app.state.key_authority = key_authority
     app.state.services = services

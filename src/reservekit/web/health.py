@@ -6,6 +6,7 @@ import msgspec
 from litestar import Controller, Response, get, head
 from litestar.di import NamedDependency
 
+from reservekit.background import LinkStatus
 from reservekit.db import DatabaseUnavailable, read_transaction
 from reservekit.events.store import head_position_in
 from reservekit.metrics import CONTENT_TYPE
@@ -40,6 +41,7 @@ class Readiness(msgspec.Struct):
     database: str
     projections: list[ProjectionLag]
     key_view: KeyViewHealth | None = None
+    wakeup_link: LinkStatus | None = None
 
 
 def key_view_health(runtime: Runtime, log_head: int) -> KeyViewHealth:
@@ -85,8 +87,16 @@ class Operations:
     def key_view_position(self) -> int:
         return self._runtime.key_view.position
 
+    def wakeup_link(self) -> LinkStatus:
+        return self._runtime.wakeup.link_status()
+
     def render_metrics(self, statuses: list[ProjectionStatus], log_head: int) -> bytes:
         return self._runtime.metrics.render(statuses, log_head)
+
+
+def with_wakeup_link(readiness: Readiness, link: LinkStatus) -> Readiness:
+    """Add the LISTEN link's state (issue 10): a replica whose link is down still serves, polling fast."""
+    return msgspec.structs.replace(readiness, wakeup_link=link)
 
 
 class HealthController(Controller):
@@ -110,7 +120,8 @@ class HealthController(Controller):
             log_head = await ops.log_head()
             statuses = await ops.projection_status()
         except (DatabaseUnavailable, OSError):
-            return Response(Readiness("unavailable", "unreachable", []), status_code=503)
+            unavailable = with_wakeup_link(Readiness("unavailable", "unreachable", []), ops.wakeup_link())
+            return Response(unavailable, status_code=503)
         lags = [ProjectionLag(s.name, s.checkpoint, s.head, s.lag) for s in statuses]
         view = ops.key_view_health(log_head)
         ready = (
@@ -118,10 +129,8 @@ class HealthController(Controller):
             and view.lag <= MAX_READY_LAG
             and view.last_check_ok is not False
         )
-        return Response(
-            Readiness("ready" if ready else "catching_up", "ok", lags, view),
-            status_code=200 if ready else 503,
-        )
+        readiness = Readiness("ready" if ready else "catching_up", "ok", lags, view)
+        return Response(with_wakeup_link(readiness, ops.wakeup_link()), status_code=200 if ready else 503)
 
     @get("/metrics", opt=PUBLIC, summary="Prometheus metrics", media_type=CONTENT_TYPE)
     async def metrics(self, ops: NamedDependency[Operations]) -> Response[bytes]:

@@ -10,19 +10,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, Router, post
+from litestar import Response, Router, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from reservekit.domain.keys import MAX_LEAK_SOURCE_CHARS
-from reservekit.ratelimit import InMemoryRateLimiter, rate_limit_headers
 from reservekit.usecases.commands import ReportLeak
-from reservekit.web.access import PUBLIC
+from reservekit.web.access import public_with_ip_budget
 from reservekit.web.deps import ApiCall
-from reservekit.web.problems import problem_response
 
 LEAK_REPORTS_PER_IP_PER_MINUTE = 10
-WINDOW_SECONDS = 60
 
 
 class LeakReport(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -36,21 +33,16 @@ class LeakReceipt(msgspec.Struct, kw_only=True):
 
 
 def leaks_router(*, per_ip_per_minute: int = LEAK_REPORTS_PER_IP_PER_MINUTE) -> Router:
-    """One limiter per app: reports per client IP per minute, before any lookup."""
-    limiter = InMemoryRateLimiter()
+    """The per-IP budget is applied by the middleware (route opt), before the body is decoded."""
 
-    @post("/v1/leaks", opt=PUBLIC, status_code=202, tags=["leaks"], summary="Report a leaked sk_rsv_ key")
-    async def report(
-        request: Request[Any, Any, Any], data: JSONBody[LeakReport], call: NamedDependency[ApiCall]
-    ) -> Response[Any]:
-        now = call.clock.timestamp()
-        decision = await limiter.hit(
-            "leak:" + call.client_ip, limit=per_ip_per_minute, period=WINDOW_SECONDS, now=now
-        )
-        if not decision.allowed:
-            refused = problem_response(request, 429, "Rate limit exceeded", "rate_limited")
-            refused.headers.update(dict(rate_limit_headers(decision, now=now, window_seconds=WINDOW_SECONDS)))
-            return refused
+    @post(
+        "/v1/leaks",
+        opt=public_with_ip_budget(per_ip_per_minute),
+        status_code=202,
+        tags=["leaks"],
+        summary="Report a leaked sk_rsv_ key",
+    )
+    async def report(data: JSONBody[LeakReport], call: NamedDependency[ApiCall]) -> Response[Any]:
         # Whether anything was written never reaches the reporter: one answer for every report.
         await call.application.execute(ReportLeak(secret=data.key, source=data.source), call.metadata)
         return Response(LeakReceipt(), status_code=202)

@@ -23,7 +23,9 @@ Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description=f"page size, 1 t
 IdCursor = Annotated[
     str | None, Parameter(max_length=MAX_ID_CHARS, description="the last id of the previous page")
 ]
-PositionCursor = Annotated[int, Parameter(ge=0, description="the last position of the previous page")]
+PositionCursor = Annotated[
+    int, Parameter(ge=0, le=2**63 - 1, description="the last position of the previous page")
+]
 FlagCursor = Annotated[str | None, Parameter(max_length=128, description="next_cursor of the previous page")]
 IdFilter = Annotated[str | None, Parameter(max_length=MAX_ID_CHARS)]
 InstantText = Annotated[str | None, Parameter(max_length=64, description="RFC 3339 with an offset")]
@@ -44,7 +46,9 @@ def flag_position(cursor: str | None) -> FlagPosition | None:
     if not cursor:
         return None
     first, _, flag_id = cursor.partition(".")
-    if not first.isdigit() or not flag_id.startswith("flg_"):
+    # isascii: str.isdigit() accepts '²', which int() refuses; the bound keeps it a 64-bit column value.
+    digits = first.isascii() and first.isdigit() and len(first) <= 19 and int(first) < 2**63
+    if not digits or not flag_id.startswith("flg_"):
         raise InvalidParameter("cursor is not one this API returned", field="cursor")
     return int(first), flag_id
 

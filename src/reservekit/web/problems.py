@@ -11,7 +11,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from reservekit.db import DatabaseUnavailable
+from reservekit.db import DatabaseUnavailable, is_unavailable
 from reservekit.domain.errors import Conflict, DomainError, InvalidInput, NotFound, NotPermitted
 from reservekit.web.request_ids import request_id_for
 
@@ -152,18 +152,27 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     return response
 
 
-def handle_database_unavailable(request: Request[Any, Any, Any], exc: DatabaseUnavailable) -> Response[bytes]:
-    log.error("database_unavailable", error=str(exc))
-    return problem_response(
+RETRY_AFTER_SECONDS = 2  # a fast restart of PostgreSQL takes about a second
+
+
+def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.error("database_unavailable", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    response = problem_response(
         request,
         503,
         "Service unavailable",
         "database_unavailable",
         detail="the database cannot be reached; nothing was written",
     )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # Errors raised outside read_/write_transaction (a pooled connection dying mid-query, a restart)
+    # are still the database being away, not a bug: 503 with Retry-After, never a 500.
+    if is_unavailable(exc):
+        return handle_database_unavailable(request, exc)
     log.exception("unhandled_error", exc_info=exc)
     return problem_response(
         request, HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", "internal_error"

@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 import secrets
 
+from reservekit.redaction import KEY_MARK
+
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def request_id_for(supplied: str | None) -> str:
-    return supplied if supplied and _SAFE_REQUEST_ID.match(supplied) else "req_" + secrets.token_hex(8)
+    # A key pasted as a request id would be echoed into logs, bodies and events: replace it.
+    if supplied and _SAFE_REQUEST_ID.match(supplied) and KEY_MARK not in supplied:
+        return supplied
+    return "req_" + secrets.token_hex(8)
