@@ -29,6 +29,10 @@ from reservekit.settings import Settings, SettingsError
 from reservekit.usage.writer import UsageWriter
 from reservekit.usecases.application import Application
 from reservekit.usecases.dependencies import HandlerDependencies
+from reservekit.usecases.context import Authority
+from reservekit.usecases.webhooks import Webhooks
+from reservekit.webhooks.dispatcher import DispatchConfig, Dispatcher
+from reservekit.webhooks.secrets import SecretBox
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +63,17 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
     return RedisRateLimiter(client)
 
 
+def dispatch_config(settings: Settings) -> DispatchConfig:
+    return DispatchConfig(
+        timeout_seconds=settings.webhooks_timeout_seconds,
+        backoff_base_seconds=settings.webhooks_backoff_base_seconds,
+        backoff_max_seconds=settings.webhooks_backoff_max_seconds,
+        give_up_after_seconds=settings.webhooks_give_up_after_seconds,
+        failing_after_errors=settings.webhooks_failing_after_errors,
+        disable_after_seconds=settings.webhooks_disable_after_seconds,
+    )
+
+
 class Runtime:
     """Everything one replica runs. A plain class: Litestar injects it without validating its fields."""
 
@@ -87,7 +102,23 @@ class Runtime:
         self.usage = usage
         self.key_view_checker = KeyViewChecker(key_view, sample=settings.key_view_check_sample)
         self.metrics = Metrics(usage, key_view, self.key_view_checker)
-        self._background: list[KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter] = []
+        self.webhooks = Webhooks(
+            authority,
+            SecretBox(load_pepper(settings)),
+            allow_loopback=settings.webhooks_allow_loopback,
+            give_up_after_seconds=settings.webhooks_give_up_after_seconds,
+        )
+        self.dispatcher = Dispatcher(
+            engine,
+            self.webhooks,
+            dispatch_config(settings),
+            wakeup,
+            poll_interval=settings.poll_interval_seconds,
+            observer=self.metrics,
+        )
+        self._background: list[
+            KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter | Dispatcher
+        ] = []
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -152,7 +183,7 @@ class Runtime:
             checker=self.key_view_checker,
             check_interval=self.settings.key_view_check_interval_seconds,
         )
-        self._background = [self.usage, tailer, self.runner]
+        self._background = [self.usage, tailer, self.runner, self.dispatcher]
         if not self.settings.is_embedded:
             self._background.append(
                 PostgresListener(self.settings.effective_database_url, NOTIFY_CHANNEL, self.wakeup)

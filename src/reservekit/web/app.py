@@ -38,6 +38,7 @@ from reservekit.web.services import ServicesController
 from reservekit.web.strict import check_request
 from reservekit.web.usage import UsageController
 from reservekit.web.verify import verify_key
+from reservekit.web.webhooks import WebhookEndpointsController
 
 
 def create_app(
@@ -75,6 +76,7 @@ def create_app(
         AuditController,
         UsageController,
         AuditFlagsController,
+        WebhookEndpointsController,
         leaks_router(),
         verify_key,
         key_changes,

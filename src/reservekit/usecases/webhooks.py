@@ -1,0 +1,207 @@
+"""Webhook endpoints: create (secret once), update, roll the secret, delete, disable after failures.
+
+Each change is an event on the endpoint's stream; the signing secret goes to ``webhook_secrets``,
+encrypted, in the same transaction as the event that introduces its version (``EventStore.append``'s
+``along``), so a secret is stored exactly when its endpoint or roll is recorded. The HTTP controllers
+and the CLI call these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reservekit.clock import Clock, SystemClock, to_micros
+from reservekit.domain.errors import Conflict, NotFound
+from reservekit.domain.webhooks import (
+    EndpointState,
+    decide_create_endpoint,
+    decide_delete_endpoint,
+    decide_disable_for_failures,
+    decide_roll_secret,
+    decide_update_endpoint,
+    fold_endpoint,
+)
+from reservekit.events.store import ConcurrencyConflict, StreamWrite
+from reservekit.events.types import Event, Metadata
+from reservekit.ids import new_id
+from reservekit.usecases.accounts import load_account
+from reservekit.usecases.context import Authority
+from reservekit.webhooks.secrets import SecretBox, generate_signing_secret, store_secret
+from reservekit.webhooks.ssrf import Resolver, check_url_at_save, system_resolver
+
+ENDPOINT_PREFIX = "whe"
+_DISPATCHER = Metadata(source="webhooks")
+Along = Callable[[AsyncConnection], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    """What webhook use cases need beyond the authority: the secret box and the URL policy."""
+
+    authority: Authority
+    box: SecretBox
+    allow_loopback: bool = False
+    resolver: Resolver = field(default=system_resolver)
+    give_up_after_seconds: float = 3 * 86_400.0
+    # Delivery times (retry windows, test events) follow the dispatcher's wall clock, not the API's.
+    clock: Clock = field(default_factory=SystemClock)
+
+
+class EndpointWithSecret(msgspec.Struct, frozen=True):
+    endpoint: EndpointState
+    secret: str
+
+
+async def load_endpoint(webhooks: Webhooks, *, account_id: str | None, endpoint_id: str) -> EndpointState:
+    """Another account's endpoint, or a deleted one, is reported exactly like a missing one."""
+    state = None
+    if endpoint_id.startswith(ENDPOINT_PREFIX + "_"):
+        state = fold_endpoint(await webhooks.authority.store.read_stream(endpoint_id))
+    if state is None or state.deleted or (account_id is not None and state.account_id != account_id):
+        raise NotFound(f"webhook endpoint {endpoint_id} not found", field="id")
+    return state
+
+
+def _sealer(
+    webhooks: Webhooks, state_id: str, account_id: str, version: int, secret: str, at: datetime
+) -> Along:
+    async def seal(conn: AsyncConnection) -> None:
+        await store_secret(
+            conn,
+            webhooks.box,
+            endpoint_id=state_id,
+            account_id=account_id,
+            version=version,
+            secret=secret,
+            created_at_us=to_micros(at),
+        )
+
+    return seal
+
+
+async def create_endpoint(
+    webhooks: Webhooks,
+    *,
+    account_id: str,
+    url: str,
+    event_types: Sequence[str],
+    min_flag_severity: str = "low",
+    enabled: bool = True,
+    description: str | None = None,
+    metadata: Metadata,
+) -> EndpointWithSecret:
+    authority = webhooks.authority
+    await load_account(authority, account_id)
+    endpoint_id = new_id(ENDPOINT_PREFIX)
+    events = decide_create_endpoint(
+        endpoint_id=endpoint_id,
+        account_id=account_id,
+        url=url,
+        event_types=event_types,
+        min_flag_severity=min_flag_severity,
+        enabled=enabled,
+        description=description,
+        allow_loopback=webhooks.allow_loopback,
+    )
+    await check_url_at_save(url.strip(), allow_loopback=webhooks.allow_loopback, resolver=webhooks.resolver)
+    secret = generate_signing_secret()
+    seal = _sealer(webhooks, endpoint_id, account_id, 1, secret, authority.clock.now())
+    recorded = await authority.store.append([StreamWrite(endpoint_id, 0, events)], metadata, along=seal)
+    state = fold_endpoint(recorded)
+    assert state is not None
+    return EndpointWithSecret(state, secret)
+
+
+async def update_endpoint(
+    webhooks: Webhooks,
+    *,
+    account_id: str | None,
+    endpoint_id: str,
+    url: str | None = None,
+    event_types: Sequence[str] | None = None,
+    min_flag_severity: str | None = None,
+    enabled: bool | None = None,
+    description: str | None = None,
+    metadata: Metadata,
+) -> EndpointState:
+    state = await load_endpoint(webhooks, account_id=account_id, endpoint_id=endpoint_id)
+    events = decide_update_endpoint(
+        state,
+        url=url,
+        event_types=event_types,
+        min_flag_severity=min_flag_severity,
+        enabled=enabled,
+        description=description,
+        allow_loopback=webhooks.allow_loopback,
+    )
+    if url is not None:
+        await check_url_at_save(
+            url.strip(), allow_loopback=webhooks.allow_loopback, resolver=webhooks.resolver
+        )
+    if not events:
+        return state
+    await _append(webhooks, state, events, metadata)
+    return await load_endpoint(webhooks, account_id=account_id, endpoint_id=endpoint_id)
+
+
+async def roll_secret(
+    webhooks: Webhooks, *, account_id: str | None, endpoint_id: str, metadata: Metadata
+) -> EndpointWithSecret:
+    """A new secret signs every delivery from now on; the old one stops at once (shown this once)."""
+    state = await load_endpoint(webhooks, account_id=account_id, endpoint_id=endpoint_id)
+    events = decide_roll_secret(state)
+    secret = generate_signing_secret()
+    version = state.secret_version + 1
+    seal = _sealer(webhooks, endpoint_id, state.account_id, version, secret, webhooks.authority.clock.now())
+    await _append(webhooks, state, events, metadata, along=seal)
+    rolled = await load_endpoint(webhooks, account_id=account_id, endpoint_id=endpoint_id)
+    return EndpointWithSecret(rolled, secret)
+
+
+async def delete_endpoint(
+    webhooks: Webhooks, *, account_id: str | None, endpoint_id: str, metadata: Metadata
+) -> EndpointState:
+    state = await load_endpoint(webhooks, account_id=account_id, endpoint_id=endpoint_id)
+    await _append(webhooks, state, decide_delete_endpoint(state), metadata)
+    return state
+
+
+async def disable_for_failures(
+    webhooks: Webhooks, *, endpoint_id: str, failing_since: datetime, reason: str
+) -> bool:
+    """The dispatcher's decision after a day of failures; True if this call disabled the endpoint."""
+    state = fold_endpoint(await webhooks.authority.store.read_stream(endpoint_id))
+    if state is None:
+        return False
+    events = decide_disable_for_failures(state, failing_since=failing_since, reason=reason)
+    if not events:
+        return False
+    try:
+        await webhooks.authority.store.append([StreamWrite(endpoint_id, state.version, events)], _DISPATCHER)
+    except ConcurrencyConflict:
+        return False  # someone changed the endpoint meanwhile; the next failure decides again
+    return True
+
+
+async def _append(
+    webhooks: Webhooks,
+    state: EndpointState,
+    events: list[Event],
+    metadata: Metadata,
+    along: Along | None = None,
+) -> None:
+    if not events:
+        return
+    try:
+        await webhooks.authority.store.append(
+            [StreamWrite(state.endpoint_id, state.version, events)], metadata, along=along
+        )
+    except ConcurrencyConflict:
+        raise Conflict(
+            f"webhook endpoint {state.endpoint_id} was changed by a concurrent request; nothing was written"
+        ) from None
