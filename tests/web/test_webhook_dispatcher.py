@@ -1,0 +1,196 @@
+"""The dispatcher under faults (both backends): a crash mid-delivery, two replicas racing, DNS that
+turns private after an endpoint was saved, and an endpoint disabled after a day of failures.
+
+These tests stop the app's own dispatcher and drive dispatchers of their own, so each step is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from standardwebhooks import Webhook
+
+from reservekit.clock import FakeClock
+from reservekit.runtime import Runtime
+from reservekit.settings import Settings
+from reservekit.webhooks.dispatcher import DispatchConfig, Dispatcher
+from reservekit.webhooks.tables import webhook_deliveries
+from tests.conftest import TEST_PEPPER
+from tests.web.conftest import Caller, Client, create_key
+from tests.webhooks.receiver import Receiver
+
+FAST = DispatchConfig(timeout_seconds=0.5, backoff_base_seconds=0.01, backoff_max_seconds=0.02)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        key_pepper=TEST_PEPPER,
+        poll_interval_seconds=0.05,
+        webhooks_allow_loopback=True,
+    )
+
+
+@pytest.fixture
+async def receiver() -> Receiver:
+    started = await Receiver().start()
+    yield started  # type: ignore[misc]
+    await started.close()
+
+
+@pytest.fixture
+async def quiet(runtime: Runtime) -> Runtime:
+    """The app with its background dispatcher stopped: the test's dispatchers do all the sending."""
+    await runtime.dispatcher.stop()
+    return runtime
+
+
+def dispatcher(runtime: Runtime, config: DispatchConfig = FAST, **kw: object) -> Dispatcher:
+    return Dispatcher(runtime.engine, runtime.webhooks, config, runtime.wakeup, **kw)  # type: ignore[arg-type]
+
+
+async def subscribe(client: Client, caller: Caller, url: str) -> dict[str, object]:
+    response = await client.post(
+        "/v1/webhook-endpoints", json={"url": url, "event_types": ["key.created"]}, headers=caller.headers
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+async def statuses(runtime: Runtime) -> list[tuple[str, int]]:
+    d = webhook_deliveries
+    async with runtime.engine.connect() as conn:
+        rows = await conn.execute(select(d.c.status, d.c.attempts).order_by(d.c.seq))
+        return [(row.status, int(row.attempts)) for row in rows]
+
+
+async def test_a_delivery_cut_off_by_a_crash_arrives_after_restart_with_the_same_id(
+    client: Client, acme: Caller, quiet: Runtime, receiver: Receiver
+) -> None:
+    answers = iter(["hang", 200])
+    receiver.answer = lambda _r: next(answers)
+    endpoint = await subscribe(client, acme, receiver.url)
+    await create_key(client, acme, name="survives a crash")
+    crashed = dispatcher(quiet, dataclasses.replace(FAST, timeout_seconds=30, lease_margin_seconds=0))
+    crashed.start()
+    [first] = await receiver.wait_for(1)
+    await asyncio.sleep(0.05)
+    assert crashed._task is not None
+    crashed._task.cancel()  # the replica dies mid-delivery: no result recorded, the lease stays
+    with pytest.raises(asyncio.CancelledError):
+        await crashed._task
+    assert await statuses(quiet) == [("pending", 1)]
+    restarted = dispatcher(quiet, dataclasses.replace(FAST, lease_margin_seconds=0))
+    async with httpx.AsyncClient() as http:
+        assert await restarted.run_once(http) == 0  # the dead replica's lease has not lapsed yet
+    # The crashed attempt's lease was 30 s: a replica whose clock is 31 s later sees it lapsed.
+    later = FakeClock(datetime.now(UTC))
+    later.advance(31)
+    after = dispatcher(quiet, FAST, clock=later)
+    async with httpx.AsyncClient() as http:
+        assert await after.run_once(http) == 1
+    requests = await receiver.wait_for(2)
+    assert requests[1].headers["webhook-id"] == first.headers["webhook-id"]
+    Webhook(str(endpoint["secret"])).verify(requests[1].body, requests[1].headers)
+    assert await statuses(quiet) == [("succeeded", 2)]
+    async with httpx.AsyncClient() as http:
+        assert await after.run_once(http) == 0  # nothing is sent a third time
+    assert len(receiver.requests) == 2
+
+
+async def test_two_replicas_never_send_one_delivery_twice(
+    client: Client, acme: Caller, quiet: Runtime, receiver: Receiver
+) -> None:
+    await subscribe(client, acme, receiver.url)
+    for n in range(5):
+        await create_key(client, acme, name=f"k{n}")
+    replicas = [dispatcher(quiet), dispatcher(quiet)]
+    async with httpx.AsyncClient() as http:
+        for _ in range(10):
+            await asyncio.gather(*(replica.run_once(http) for replica in replicas))
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(ids) == 5
+    assert len(set(ids)) == 5
+    assert await statuses(quiet) == [("succeeded", 1)] * 5
+
+
+async def test_a_host_that_turns_private_after_saving_is_refused_at_delivery(
+    client: Client, acme: Caller, quiet: Runtime
+) -> None:
+    answers: list[Sequence[str]] = [["93.184.216.34"]]
+
+    async def rebinding(_host: str, _port: int) -> Sequence[str]:
+        return answers[-1]
+
+    quiet.webhooks = dataclasses.replace(quiet.webhooks, resolver=rebinding, allow_loopback=False)
+    endpoint = await subscribe(client, acme, "https://hooks.example.test/in")
+    answers.append(["10.0.0.5"])  # DNS rebinding: the name now points inside the network
+    await create_key(client, acme, name="rebind")
+    async with httpx.AsyncClient() as http:
+        assert await dispatcher(quiet).run_once(http) == 1
+    page = (
+        await client.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries", headers=acme.headers)
+    ).json()
+    [attempt] = page["data"][0]["attempt_log"]
+    assert attempt["outcome"] == "refused"
+    assert "10.0.0.5" in attempt["error"]
+
+
+async def test_saving_a_host_that_resolves_to_a_private_address_is_refused(
+    client: Client, acme: Caller, quiet: Runtime
+) -> None:
+    async def private(_host: str, _port: int) -> Sequence[str]:
+        return ["93.184.216.34", "192.168.1.20"]
+
+    quiet.webhooks = dataclasses.replace(quiet.webhooks, resolver=private, allow_loopback=False)
+    response = await client.post(
+        "/v1/webhook-endpoints",
+        json={"url": "https://intranet.example.test/", "event_types": ["key.created"]},
+        headers=acme.headers,
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "url"
+    assert "192.168.1.20" in response.json()["detail"]
+
+
+async def test_an_endpoint_failing_for_a_day_is_disabled_with_an_event_and_a_flag(
+    client: Client, acme: Caller, quiet: Runtime, receiver: Receiver
+) -> None:
+    receiver.answer = lambda _r: 503
+    endpoint = await subscribe(client, acme, receiver.url)
+    await create_key(client, acme, name="never delivered")
+    clock = FakeClock(datetime.now(UTC))
+    config = dataclasses.replace(FAST, backoff_base_seconds=600, backoff_max_seconds=3600)
+    sender = dispatcher(quiet, config, clock=clock)
+    url = f"/v1/webhook-endpoints/{endpoint['id']}"
+    async with httpx.AsyncClient() as http:
+        for attempt in range(1, 40):
+            assert await sender.run_once(http) == 1
+            state = (await client.get(url, headers=acme.headers)).json()
+            if not state["enabled"]:
+                break
+            assert state["status"] == ("failing" if attempt >= config.failing_after_errors else "enabled")
+            clock.advance(3601)
+    await quiet.refresh_projections()
+    state = (await client.get(url, headers=acme.headers)).json()
+    assert state["status"] == "disabled"
+    assert "failed" in state["disabled_reason"]
+    assert attempt >= 24  # not before a day of failures
+    flags = (await client.get("/v1/audit/flags", headers=acme.headers)).json()["data"]
+    assert [f["rule"] for f in flags] == ["webhook_endpoint_disabled"]
+    assert flags[0]["evidence"]["endpoint_id"] == endpoint["id"]
+    async with httpx.AsyncClient() as http:
+        clock.advance(3601)
+        assert await sender.run_once(http) == 0  # a disabled endpoint gets nothing
+    enabled = await client.patch(url, json={"enabled": True}, headers=acme.headers)
+    assert enabled.json()["status"] in ("enabled", "failing")
