@@ -161,9 +161,7 @@ class Dispatcher:
 
     async def run_once(self, client: httpx.AsyncClient) -> int:
         """Materialise new messages, then claim and send what is due; returns attempts made."""
-        for name, table, ordered in OUTBOXES:
-            while await self.materialise(name, table, ordered=ordered):
-                pass
+        await self.materialise_all()
         claimed = await self.claim_due()
         if not claimed:
             return 0
@@ -175,6 +173,12 @@ class Dispatcher:
 
         await asyncio.gather(*(one(item) for item in claimed))
         return len(claimed)
+
+    async def materialise_all(self) -> None:
+        """Fan every new outbox message out to its endpoints (exactly once; any replica or the CLI)."""
+        for name, table, ordered in OUTBOXES:
+            while await self.materialise(name, table, ordered=ordered):
+                pass
 
     async def materialise(self, name: str, outbox: Table, *, ordered: bool) -> int:
         endpoints = webhook_outbox.LIVE.endpoints
