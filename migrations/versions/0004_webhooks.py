@@ -1,4 +1,4 @@
-"""Webhooks: encrypted signing secrets, delivery state, attempts, endpoint health, dispatch cursors.
+"""Webhooks: encrypted signing secrets, delivery state, attempts, endpoint health, fan-out progress.
 
 These are not projections: they record what was sent and the secrets needed to sign, which cannot be
 derived from the logs (the log never holds a plaintext secret). The outbox itself is a projection.
@@ -77,6 +77,11 @@ def upgrade() -> None:
         sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
     )
     op.create_table(
+        "webhook_seen_flags",
+        sa.Column("flag_id", sa.String(64), primary_key=True),
+        sa.Column("seen_at_us", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
         "webhook_dispatch_cursors",
         sa.Column("name", sa.String(32), primary_key=True),
         sa.Column("position", sa.BigInteger, nullable=False),
@@ -86,6 +91,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "webhook_dispatch_cursors",
+        "webhook_seen_flags",
         "webhook_endpoint_health",
         "webhook_attempts",
         "webhook_deliveries",

@@ -20,6 +20,7 @@ from reservekit.settings import Settings
 from reservekit.webhooks.tables import webhook_secrets
 from tests.conftest import TEST_PEPPER
 from tests.web.conftest import Caller, Client, create_key, event_count, problem
+from tests.web.test_flags_and_leaks import seed, used
 from tests.webhooks.receiver import Receiver
 
 ALL_TYPES = ["key.created", "key.revoked", "key.rotated", "leak.reported", "flag.raised", "flag.resolved"]
@@ -331,3 +332,55 @@ async def test_secrets_are_encrypted_at_rest(client: Client, acme: Caller, runti
     )
     with pytest.raises(Exception):  # noqa: B017, PT011 - AES-GCM binds the ciphertext to its endpoint
         runtime.webhooks.box.open(row.ciphertext, endpoint_id="whe_other", version=1)
+
+
+async def test_usage_flags_and_rate_limits_reach_endpoints_by_severity(
+    client: Client, acme: Caller, runtime: Runtime, receiver: Receiver
+) -> None:
+    high = await subscribe(client, acme, receiver.url, ["flag.raised", "rate_limit.reached"])
+    critical_only = await client.post(
+        "/v1/webhook-endpoints",
+        json={"url": receiver.url.replace("/hooks", "/critical"), "event_types": ["flag.raised"],
+              "min_flag_severity": "critical"},
+        headers=acme.headers,
+    )  # fmt: skip
+    assert critical_only.status_code == 201
+    doomed = await create_key(client, acme, name="doomed")
+    await client.post(f"/v1/api-keys/{doomed.key_id}/revoke", headers=acme.headers)
+    await seed(runtime, used(runtime, doomed, "revoked"), used(runtime, acme, "rate_limited"),
+               used(runtime, acme, "rate_limited"))  # fmt: skip
+    requests = await receiver.wait_for(2)
+    await asyncio.sleep(0.3)
+    assert len(receiver.requests) == 2  # one flag (high), one rate-limit minute; nothing for "critical"
+    bodies = sorted((verified(str(high["secret"]), r) for r in requests), key=lambda b: str(b["type"]))
+    assert [b["type"] for b in bodies] == ["flag.raised", "rate_limit.reached"]
+    assert bodies[0]["data"]["rule"] == "revoked_key_used"  # type: ignore[index]
+    assert bodies[0]["data"]["severity"] == "high"  # type: ignore[index]
+    assert bodies[1]["data"]["account_id"] == acme.account_id  # type: ignore[index]
+    assert all(r.path == "/hooks" for r in requests)
+
+
+async def test_flags_present_when_the_flag_rules_change_are_a_baseline_not_sent(
+    client: Client, acme: Caller, runtime: Runtime, receiver: Receiver
+) -> None:
+    await subscribe(client, acme, receiver.url, ["flag.raised"])
+    await runtime.dispatcher.stop()
+    async with runtime.engine.begin() as conn:  # as if the detector thresholds (the version) changed
+        await conn.execute(
+            text("UPDATE webhook_dispatch_cursors SET position = -7 WHERE name = 'usage_flags_version'")
+        )
+    doomed = await create_key(client, acme, name="doomed")
+    await seed(runtime, used(runtime, doomed, "revoked"))
+    await runtime.dispatcher.materialise_all()
+    async with runtime.engine.connect() as conn:
+        pending = await conn.scalar(text("SELECT count(*) FROM webhook_deliveries"))
+        version = await conn.scalar(
+            text("SELECT position FROM webhook_dispatch_cursors WHERE name = 'usage_flags_version'")
+        )
+    assert pending == 0
+    assert version != -7
+    second = await create_key(client, acme, name="second")
+    await seed(runtime, used(runtime, second, "revoked"))
+    await runtime.dispatcher.materialise_all()
+    async with runtime.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM webhook_deliveries")) == 1

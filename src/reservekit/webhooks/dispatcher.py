@@ -21,32 +21,28 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-import msgspec
 import structlog
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from projections import webhook_outbox, webhook_usage_outbox
+from projections import webhook_outbox
 from projections._upsert import dialect_insert
 from reservekit.clock import Clock, SystemClock, from_micros, to_micros
-from reservekit.db import DatabaseUnavailable, is_sqlite, read_transaction, write_transaction
-from reservekit.domain.webhooks import wants
+from reservekit.db import DatabaseUnavailable, read_transaction, write_transaction
 from reservekit.ids import new_id
 from reservekit.projecting.wakeup import WakeUp, stop_loop, wait_for_wakeup
-from reservekit.usecases.webhook_deliveries import delivery_id_for
 from reservekit.usecases.webhooks import Webhooks, disable_for_failures
+from reservekit.webhooks.fanout import Fanout
 from reservekit.webhooks.secrets import load_secret
 from reservekit.webhooks.sender import AttemptResult, send_once
 from reservekit.webhooks.tables import (
     webhook_attempts,
     webhook_deliveries,
-    webhook_dispatch_cursors,
     webhook_endpoint_health,
 )
 
@@ -92,13 +88,6 @@ class Claimed:
     secret_version: int
 
 
-OUTBOXES: tuple[tuple[str, Table, bool], ...] = (
-    # (cursor name, outbox table, whether an endpoint must predate the message's log position)
-    ("events", webhook_outbox.LIVE.messages, True),
-    ("usage", webhook_usage_outbox.LIVE.messages, False),
-)
-
-
 class DeliveryObserver(Protocol):
     """Hook for metrics (``Metrics.delivered``)."""
 
@@ -132,6 +121,12 @@ class Dispatcher:
         self._observer: DeliveryObserver = observer or _Unobserved()
         self._transport = transport
         self._owner = new_id("dsp")
+        self._fanout = Fanout(
+            engine,
+            self._clock,
+            give_up_after_seconds=config.give_up_after_seconds,
+            batch=config.batch_size * 4,
+        )
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -175,92 +170,8 @@ class Dispatcher:
         return len(claimed)
 
     async def materialise_all(self) -> None:
-        """Fan every new outbox message out to its endpoints (exactly once; any replica or the CLI)."""
-        for name, table, ordered in OUTBOXES:
-            while await self.materialise(name, table, ordered=ordered):
-                pass
-
-    async def materialise(self, name: str, outbox: Table, *, ordered: bool) -> int:
-        endpoints = webhook_outbox.LIVE.endpoints
-        cursors = webhook_dispatch_cursors
-        now_us = to_micros(self._clock.now())
-        async with write_transaction(self._engine) as conn:
-            await conn.execute(
-                dialect_insert(conn, cursors).values(name=name, position=0).on_conflict_do_nothing()
-            )
-            query = select(cursors.c.position).where(cursors.c.name == name)
-            if not is_sqlite(conn):
-                query = query.with_for_update()
-            cursor = int((await conn.execute(query)).scalar_one())
-            rows = list(
-                await conn.execute(
-                    select(outbox)
-                    .where(outbox.c.position > cursor)
-                    .order_by(outbox.c.position, outbox.c.message_id)
-                    .limit(self.config.batch_size * 4 + 1)
-                )
-            )
-            if not rows:
-                await self._cancel_deleted(conn)
-                return 0
-            if len(rows) > self.config.batch_size * 4:  # never split one position's messages
-                last = rows[-1].position
-                rows = [row for row in rows if row.position < last] or [r for r in rows if r.position == last]
-            accounts = sorted({row.account_id for row in rows})
-            subscribed = list(
-                await conn.execute(
-                    select(endpoints).where(
-                        endpoints.c.account_id.in_(accounts),
-                        endpoints.c.enabled.is_(True),
-                        endpoints.c.deleted.is_(False),
-                    )
-                )
-            )
-            deliveries: list[dict[str, Any]] = []
-            for row in rows:
-                for endpoint in subscribed:
-                    types = tuple(webhook_outbox_types(endpoint.event_types))
-                    if endpoint.account_id != row.account_id or (
-                        ordered and endpoint.created_position >= row.position
-                    ):
-                        continue
-                    if not wants(types, endpoint.min_flag_severity, row.event_type, row.severity):
-                        continue
-                    deliveries.append(
-                        {
-                            "delivery_id": delivery_id_for(endpoint.endpoint_id, row.message_id),
-                            "endpoint_id": endpoint.endpoint_id,
-                            "account_id": row.account_id,
-                            "message_id": row.message_id,
-                            "event_type": row.event_type,
-                            "payload": row.payload,
-                            "status": "pending",
-                            "attempts": 0,
-                            "next_attempt_at_us": now_us,
-                            "expires_at_us": now_us + int(self.config.give_up_after_seconds * _US),
-                            "created_at_us": now_us,
-                        }
-                    )
-            if deliveries:
-                statement = dialect_insert(conn, webhook_deliveries).on_conflict_do_nothing(
-                    index_elements=["endpoint_id", "message_id"]
-                )
-                for delivery in deliveries:  # one by one: keeps ``seq`` in position order on both backends
-                    await conn.execute(statement, delivery)
-            await conn.execute(
-                update(cursors).where(cursors.c.name == name).values(position=int(rows[-1].position))
-            )
-        return len(rows)
-
-    async def _cancel_deleted(self, conn: AsyncConnection) -> None:
-        endpoints = webhook_outbox.LIVE.endpoints
-        deleted = select(endpoints.c.endpoint_id).where(endpoints.c.deleted.is_(True))
-        d = webhook_deliveries
-        await conn.execute(
-            update(d)
-            .where(d.c.status == "pending", d.c.endpoint_id.in_(deleted))
-            .values(status="cancelled", finished_at_us=to_micros(self._clock.now()), lease_until_us=None)
-        )
+        """Fan every new outbox message and usage flag out to its endpoints (exactly once)."""
+        await self._fanout.run()
 
     async def claim_due(self) -> list[Claimed]:
         d = webhook_deliveries
@@ -425,7 +336,3 @@ async def _upsert_health(
             "last_failure_us": failure_us,
         }
     await conn.execute(statement.on_conflict_do_update(index_elements=["endpoint_id"], set_=changes))
-
-
-def webhook_outbox_types(raw: str) -> Sequence[str]:
-    return msgspec.json.decode(raw, type=list[str])

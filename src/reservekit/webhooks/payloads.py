@@ -36,12 +36,12 @@ class OutboxMessage(msgspec.Struct, frozen=True, kw_only=True):
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
 def envelope(event_type: str, at: datetime, data: dict[str, Any]) -> str:
-    return _encoder.encode({"type": event_type, "timestamp": _iso(at), "data": data}).decode()
+    return _encoder.encode({"type": event_type, "timestamp": iso(at), "data": data}).decode()
 
 
 def _message(
@@ -67,7 +67,7 @@ def _flag(recorded: RecordedEvent, rule: str, subject: str, account_id: str, **f
         "severity": severity,
         "account_id": account_id,
         "subject": subject,
-        "first_seen": _iso(at),
+        "first_seen": iso(at),
         **fields,
     }
     return _message(recorded, "flag.raised", account_id, data, severity=severity)
@@ -86,7 +86,7 @@ def messages_for(recorded: RecordedEvent) -> list[OutboxMessage]:
             "last4": event.last4,
             "scopes": list(event.scopes),
             "domains": list(event.domains),
-            "expires_at": _iso(event.expires_at) if event.expires_at else None,
+            "expires_at": iso(event.expires_at) if event.expires_at else None,
             "rotated_from": event.rotated_from,
         }
         return [_message(recorded, "key.created", event.account_id, data)]
@@ -104,7 +104,7 @@ def messages_for(recorded: RecordedEvent) -> list[OutboxMessage]:
             "id": event.key_id,
             "account_id": event.account_id,
             "rotated_to": event.new_key_id,
-            "grace_ends_at": _iso(event.grace_ends_at),
+            "grace_ends_at": iso(event.grace_ends_at),
         }
         return [_message(recorded, "key.rotated", event.account_id, data)]
     if isinstance(event, LeakReported):

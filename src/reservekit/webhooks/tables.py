@@ -92,3 +92,11 @@ webhook_dispatch_cursors = Table(
     Column("name", String(32), primary_key=True),
     Column("position", BigInteger, nullable=False),
 )
+
+webhook_seen_flags = Table(
+    "webhook_seen_flags",
+    metadata,
+    # Usage flags already fanned out (or taken as the baseline); see webhooks/fanout.py.
+    Column("flag_id", String(64), primary_key=True),
+    Column("seen_at_us", BigInteger, nullable=False),
+)
