@@ -193,4 +193,6 @@ async def test_an_endpoint_failing_for_a_day_is_disabled_with_an_event_and_a_fla
         clock.advance(3601)
         assert await sender.run_once(http) == 0  # a disabled endpoint gets nothing
     enabled = await client.patch(url, json={"enabled": True}, headers=acme.headers)
-    assert enabled.json()["status"] in ("enabled", "failing")
+    assert enabled.json()["status"] == "enabled"  # re-enabled with a fresh failure count
+    assert enabled.json()["consecutive_failures"] == 0
+    assert enabled.json()["disabled_reason"] is None

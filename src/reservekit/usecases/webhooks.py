@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import msgspec
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reservekit.clock import Clock, SystemClock, to_micros
@@ -33,6 +34,7 @@ from reservekit.usecases.accounts import load_account
 from reservekit.usecases.context import Authority
 from reservekit.webhooks.secrets import SecretBox, generate_signing_secret, store_secret
 from reservekit.webhooks.ssrf import Resolver, check_url_at_save, system_resolver
+from reservekit.webhooks.tables import webhook_endpoint_health
 
 ENDPOINT_PREFIX = "whe"
 _DISPATCHER = Metadata(source="webhooks")
@@ -145,8 +147,19 @@ async def update_endpoint(
         )
     if not events:
         return state
-    await _append(webhooks, state, events, metadata)
+    # Turning an endpoint back on starts its failure count afresh (else the next error disables it).
+    along = _forget_failures(endpoint_id) if enabled and not state.enabled else None
+    await _append(webhooks, state, events, metadata, along=along)
     return await load_endpoint(webhooks, account_id=account_id, endpoint_id=endpoint_id)
+
+
+def _forget_failures(endpoint_id: str) -> Along:
+    async def forget(conn: AsyncConnection) -> None:
+        await conn.execute(
+            delete(webhook_endpoint_health).where(webhook_endpoint_health.c.endpoint_id == endpoint_id)
+        )
+
+    return forget
 
 
 async def roll_secret(
