@@ -176,6 +176,9 @@ class Runtime:
         await self.key_view.start()
         if not background:
             return
+        # Before serving: fan out what is pending, and on first start (or new detector thresholds)
+        # take the flags already present as the baseline, so no flag raised from now on is missed.
+        await self.dispatcher.materialise_all()
         tailer = KeyViewTailer(
             self.key_view,
             self.wakeup,

@@ -17,13 +17,20 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
+from reservekit.cli.context import CLI_METADATA
 from reservekit.clock import FakeClock
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings
+from reservekit.usecases.accounts import open_account
+from reservekit.usecases.keys import create_key as create_key_directly
+from reservekit.usecases.webhooks import create_endpoint
+from reservekit.webhooks import dispatcher as dispatch_module
+from reservekit.webhooks import fanout
 from reservekit.webhooks.dispatcher import DispatchConfig, Dispatcher
 from reservekit.webhooks.tables import webhook_deliveries
 from tests.conftest import TEST_PEPPER
 from tests.web.conftest import Caller, Client, create_key
+from tests.web.test_flags_and_leaks import seed, used
 from tests.webhooks.receiver import Receiver
 
 FAST = DispatchConfig(timeout_seconds=0.5, backoff_base_seconds=0.01, backoff_max_seconds=0.02)
@@ -196,3 +203,61 @@ async def test_an_endpoint_failing_for_a_day_is_disabled_with_an_event_and_a_fla
     assert enabled.json()["status"] == "enabled"  # re-enabled with a fresh failure count
     assert enabled.json()["consecutive_failures"] == 0
     assert enabled.json()["disabled_reason"] is None
+
+
+async def test_a_flag_raised_right_after_start_is_not_taken_for_the_baseline(
+    settings: Settings, receiver: Receiver
+) -> None:
+    replica = Runtime.build(settings)
+    await replica.start()
+    await replica.dispatcher.stop()  # its loop never ran a pass: only start() itself fanned out
+    try:
+        account, _ = await open_account(replica.authority, name="Acme", plan="free", metadata=CLI_METADATA)
+        created = await create_endpoint(
+            replica.webhooks,
+            account_id=account.account_id,
+            url=receiver.url,
+            event_types=["flag.raised"],
+            metadata=CLI_METADATA,
+        )
+        issued = await create_key_directly(
+            replica.authority, account_id=account.account_id, metadata=CLI_METADATA
+        )
+        await replica.refresh_projections()
+        doomed = Caller(account.account_id, issued.key.key_id, issued.secret)
+        await seed(replica, used(replica, doomed, "revoked"))
+        async with httpx.AsyncClient() as http:
+            assert await dispatcher(replica).run_once(http) == 1
+        [request] = receiver.requests
+        body = Webhook(created.secret).verify(request.body, request.headers)
+        assert body["data"]["rule"] == "revoked_key_used"
+    finally:
+        await replica.stop()
+
+
+async def test_an_idle_pass_takes_no_write_lock(
+    client: Client, acme: Caller, quiet: Runtime, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await client.post(
+        "/v1/webhook-endpoints",
+        json={"url": receiver.url, "event_types": ["key.created"]},
+        headers=acme.headers,
+    )
+    sender = dispatcher(quiet)
+    async with httpx.AsyncClient() as http:
+        await sender.run_once(http)  # whatever is pending from setup
+        writes: list[object] = []
+        real = fanout.write_transaction
+
+        def counting(engine: object) -> object:
+            writes.append(engine)
+            return real(engine)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(fanout, "write_transaction", counting)
+        monkeypatch.setattr(dispatch_module, "write_transaction", counting)
+        for _ in range(3):
+            assert await sender.run_once(http) == 0
+        assert writes == []
+        await create_key(client, acme, name="work again")
+        assert await sender.run_once(http) == 1
+        assert writes

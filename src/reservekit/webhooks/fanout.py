@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from projections import usage_flags, webhook_outbox, webhook_usage_outbox
 from projections._upsert import dialect_insert
 from reservekit.clock import Clock, from_micros, to_micros
-from reservekit.db import is_sqlite, write_transaction
+from reservekit.db import is_sqlite, read_transaction, write_transaction
 from reservekit.domain.webhooks import wants
 from reservekit.events.tables import projection_checkpoints
 from reservekit.usecases.webhook_deliveries import delivery_id_for
@@ -51,8 +51,16 @@ class Fanout:
         self._clock = clock
         self._give_up_us = int(give_up_after_seconds * _US)
         self._batch = batch
+        # The usage_flags checkpoint (version, position) after the last full pass: while it has not
+        # moved there can be no new flag, so idle polls skip the scan for unseen flags.
+        self._flags_mark: tuple[int, int] | None = None
 
     async def run(self) -> None:
+        # One read first: an idle replica polls without ever taking the write lock.
+        work, flags_mark = await self._anything_to_do()
+        if not work:
+            self._flags_mark = flags_mark
+            return
         for name, table, ordered in OUTBOXES:
             while await self.outbox(name, table, ordered=ordered):
                 pass
@@ -60,6 +68,38 @@ class Fanout:
             pass
         async with write_transaction(self._engine) as conn:
             await self._cancel_deleted(conn)
+        self._flags_mark = flags_mark
+
+    async def _anything_to_do(self) -> tuple[bool, tuple[int, int] | None]:
+        """Whether a pass has work, and the usage_flags checkpoint (version, position) it saw."""
+        cursors = webhook_dispatch_cursors
+        flags = usage_flags.LIVE.flags
+        endpoints = webhook_outbox.LIVE.endpoints
+        d = webhook_deliveries
+        checkpoints = projection_checkpoints
+        async with read_transaction(self._engine) as conn:
+            stored = {row.name: int(row.position) for row in await conn.execute(select(cursors))}
+            checkpoint = (
+                await conn.execute(
+                    select(checkpoints.c.version, checkpoints.c.position).where(
+                        checkpoints.c.name == usage_flags.NAME
+                    )
+                )
+            ).first()
+            mark = (int(checkpoint.version), int(checkpoint.position)) if checkpoint is not None else None
+            for name, table, _ordered in OUTBOXES:
+                beyond = select(table.c.position).where(table.c.position > stored.get(name, 0)).limit(1)
+                if await conn.scalar(beyond) is not None:
+                    return True, mark
+            if mark is not None and mark[0] != stored.get(_FLAGS_CURSOR, -1):
+                return True, mark
+            if mark != self._flags_mark:
+                seen = exists().where(webhook_seen_flags.c.flag_id == flags.c.flag_id)
+                if await conn.scalar(select(flags.c.flag_id).where(~seen).limit(1)) is not None:
+                    return True, mark
+            deleted = select(endpoints.c.endpoint_id).where(endpoints.c.deleted.is_(True))
+            orphaned = select(d.c.seq).where(d.c.status == "pending", d.c.endpoint_id.in_(deleted)).limit(1)
+            return await conn.scalar(orphaned) is not None, mark
 
     async def outbox(self, name: str, outbox: Table, *, ordered: bool) -> int:
         async with write_transaction(self._engine) as conn:
