@@ -261,3 +261,22 @@ async def test_an_idle_pass_takes_no_write_lock(
         await create_key(client, acme, name="work again")
         assert await sender.run_once(http) == 1
         assert writes
+
+
+async def test_an_endpoint_gets_only_events_after_its_creation_and_deleting_it_cancels_the_queue(
+    client: Client, acme: Caller, quiet: Runtime, receiver: Receiver
+) -> None:
+    await create_key(client, acme, name="before the endpoint")
+    endpoint = await subscribe(client, acme, receiver.url)
+    sender = dispatcher(quiet)
+    await sender.materialise_all()
+    assert await statuses(quiet) == []
+    await create_key(client, acme, name="after the endpoint")
+    await sender.materialise_all()
+    assert await statuses(quiet) == [("pending", 0)]
+    deleted = await client.delete(f"/v1/webhook-endpoints/{endpoint['id']}", headers=acme.headers)
+    assert deleted.status_code == 204
+    async with httpx.AsyncClient() as http:
+        assert await sender.run_once(http) == 0
+    assert await statuses(quiet) == [("cancelled", 0)]
+    assert receiver.requests == []
