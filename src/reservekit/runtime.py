@@ -116,6 +116,7 @@ class Runtime:
             poll_interval=settings.poll_interval_seconds,
             observer=self.metrics,
         )
+        runner.on_applied.append(self.dispatcher.nudge)
         self._background: list[
             KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter | Dispatcher
         ] = []

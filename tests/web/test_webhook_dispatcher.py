@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook
@@ -24,12 +25,13 @@ from reservekit.settings import Settings
 from reservekit.usecases.accounts import open_account
 from reservekit.usecases.keys import create_key as create_key_directly
 from reservekit.usecases.webhooks import create_endpoint
+from reservekit.web.app import create_app
 from reservekit.webhooks import dispatcher as dispatch_module
 from reservekit.webhooks import fanout
 from reservekit.webhooks.dispatcher import DispatchConfig, Dispatcher
 from reservekit.webhooks.tables import webhook_deliveries
 from tests.conftest import TEST_PEPPER
-from tests.web.conftest import Caller, Client, create_key
+from tests.web.conftest import Caller, Client, create_key, make_account, serving
 from tests.web.test_flags_and_leaks import seed, used
 from tests.webhooks.receiver import Receiver
 
@@ -280,3 +282,21 @@ async def test_an_endpoint_gets_only_events_after_its_creation_and_deleting_it_c
         assert await sender.run_once(http) == 0
     assert await statuses(quiet) == [("cancelled", 0)]
     assert receiver.requests == []
+
+
+async def test_a_write_wakes_the_dispatcher_without_waiting_for_a_poll(
+    settings: Settings, receiver: Receiver
+) -> None:
+    slow = msgspec.structs.replace(settings, poll_interval_seconds=5.0)
+    app = create_app(slow, clock=FakeClock(datetime(2026, 6, 1, tzinfo=UTC)))
+    async with serving(app) as client:
+        runtime: Runtime = app.state.runtime
+        runtime.usage._on_written = None  # only the write itself may wake the dispatcher
+        caller = await make_account(runtime)
+        await subscribe(client, caller, receiver.url)
+        await asyncio.sleep(0.2)  # the dispatcher is now waiting out its 5 s poll
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await create_key(client, caller, name="prompt")
+        await receiver.wait_for(1, within=4)
+        assert loop.time() - started < 2

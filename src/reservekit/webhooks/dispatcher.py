@@ -129,6 +129,12 @@ class Dispatcher:
         )
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._waiter: asyncio.Event | None = None
+
+    def nudge(self) -> None:
+        """Run a pass soon: the outbox projections just moved (see ``ProjectionRunner.on_applied``)."""
+        if self._waiter is not None:
+            self._waiter.set()
 
     def start(self) -> None:
         self._stopping.clear()
@@ -139,13 +145,14 @@ class Dispatcher:
         self._task = None
 
     async def _run(self) -> None:
-        waiter = self._wakeup.subscribe()
+        waiter = self._waiter = self._wakeup.subscribe()
         backoff = self._poll_interval
         async with httpx.AsyncClient(transport=self._transport, follow_redirects=False) as client:
             try:
                 while not self._stopping.is_set():
                     try:
-                        await self.run_once(client)
+                        if await self.run_once(client):
+                            continue  # a backlog drains at once: the next delivery of an endpoint is due now
                         backoff = self._poll_interval
                     except (DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
                         log.warning("webhook_dispatch_failed", error=str(exc), retry_in=backoff)
