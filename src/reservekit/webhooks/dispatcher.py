@@ -48,6 +48,7 @@ from reservekit.webhooks.tables import (
 
 log = structlog.get_logger(__name__)
 _US = 1_000_000
+_SECRET_CACHE = 10_000
 _random = secrets.SystemRandom()
 
 
@@ -130,6 +131,7 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._waiter: asyncio.Event | None = None
+        self._secrets: dict[tuple[str, int], str] = {}
 
     def nudge(self) -> None:
         """Run a pass soon: the outbox projections just moved (see ``ProjectionRunner.on_applied``)."""
@@ -149,10 +151,16 @@ class Dispatcher:
         backoff = self._poll_interval
         async with httpx.AsyncClient(transport=self._transport, follow_redirects=False) as client:
             try:
+                fan_out = True
                 while not self._stopping.is_set():
                     try:
-                        if await self.run_once(client):
-                            continue  # a backlog drains at once: the next delivery of an endpoint is due now
+                        if await self.run_once(client, fan_out=fan_out):
+                            # A backlog drains at once (the next delivery of an endpoint is due now);
+                            # fan-out again only when woken meanwhile, or at the end of the backlog.
+                            fan_out = waiter.is_set()
+                            waiter.clear()
+                            continue
+                        fan_out = True
                         backoff = self._poll_interval
                     except (DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
                         log.warning("webhook_dispatch_failed", error=str(exc), retry_in=backoff)
@@ -161,9 +169,10 @@ class Dispatcher:
             finally:
                 self._wakeup.unsubscribe(waiter)
 
-    async def run_once(self, client: httpx.AsyncClient) -> int:
+    async def run_once(self, client: httpx.AsyncClient, *, fan_out: bool = True) -> int:
         """Materialise new messages, then claim and send what is due; returns attempts made."""
-        await self.materialise_all()
+        if fan_out:
+            await self.materialise_all()
         claimed = await self.claim_due()
         if not claimed:
             return 0
@@ -231,10 +240,7 @@ class Dispatcher:
 
     async def _deliver(self, client: httpx.AsyncClient, item: Claimed) -> None:
         started_us = to_micros(self._clock.now())
-        async with read_transaction(self._engine) as conn:
-            secret = await load_secret(
-                conn, self._webhooks.box, endpoint_id=item.endpoint_id, version=item.secret_version
-            )
+        secret = await self._secret(item.endpoint_id, item.secret_version)
         if secret is None:
             result = AttemptResult("refused", None, 0.0, "signing secret missing")
         else:
@@ -268,6 +274,19 @@ class Dispatcher:
             )
             if disabled:
                 log.warning("webhook_endpoint_disabled", endpoint_id=item.endpoint_id)
+
+    async def _secret(self, endpoint_id: str, version: int) -> str | None:
+        """A version's secret never changes, so it is read and decrypted once per replica (bounded)."""
+        cached = self._secrets.get((endpoint_id, version))
+        if cached is not None:
+            return cached
+        async with read_transaction(self._engine) as conn:
+            secret = await load_secret(conn, self._webhooks.box, endpoint_id=endpoint_id, version=version)
+        if secret is not None:
+            if len(self._secrets) >= _SECRET_CACHE:
+                self._secrets.pop(next(iter(self._secrets)))
+            self._secrets[(endpoint_id, version)] = secret
+        return secret
 
     async def _record(self, item: Claimed, result: AttemptResult, started_us: int) -> int | None:
         """Store the attempt and the next step; returns failing-since if the endpoint should be disabled."""
