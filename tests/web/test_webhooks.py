@@ -385,3 +385,22 @@ async def test_flags_present_when_the_flag_rules_change_are_a_baseline_not_sent(
     await runtime.dispatcher.materialise_all()
     async with runtime.engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM webhook_deliveries")) == 1
+
+
+async def test_only_a_small_prefix_of_a_response_body_is_read(
+    client: Client, acme: Caller, receiver: Receiver
+) -> None:
+    receiver.answer = lambda _r: "endless"
+    endpoint = await subscribe(client, acme, receiver.url, ["key.created"])
+    await create_key(client, acme, name="chatty receiver")
+    await receiver.wait_for(1)
+    for _ in range(100):
+        page = (
+            await client.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries", headers=acme.headers)
+        ).json()
+        if page["data"] and page["data"][0]["attempt_log"]:
+            break
+        await asyncio.sleep(0.05)
+    [attempt, *_] = page["data"][0]["attempt_log"]
+    assert attempt["outcome"] == "succeeded"  # not a timeout: reading stopped after the first bytes
+    assert attempt["latency_ms"] < 500

@@ -18,7 +18,7 @@ class Received:
     body: bytes
 
 
-Answer = Callable[[Received], "int | str"]  # a status, or "hang"
+Answer = Callable[[Received], "int | str"]  # a status, "hang", or "endless" (a 200 that never ends)
 
 
 @dataclass
@@ -69,6 +69,12 @@ class Receiver:
             if answer == "hang":
                 await asyncio.sleep(3600)
                 return
+            if answer == "endless":  # a 200 whose body never ends: the sender must stop reading
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000000\r\n\r\n")
+                while True:
+                    writer.write(b"x" * 65536)
+                    await writer.drain()
+                    await asyncio.sleep(0.01)
             extra = "".join(f"{k}: {v}\r\n" for k, v in self.extra_headers.items())
             writer.write(
                 f"HTTP/1.1 {answer} X\r\ncontent-length: 2\r\nconnection: close\r\n{extra}\r\nok".encode()
