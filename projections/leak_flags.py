@@ -19,10 +19,8 @@ from projections._upsert import upsert_many
 from projections.usage_flags import encode_evidence, flag_columns
 from reservekit.clock import to_micros
 from reservekit.detectors.flags import flag_id_for
-from reservekit.detectors.rules import LEAKED_KEY_REPORTED, RULES, key_subject
-from reservekit.domain.events import FlagResolved, LeakReported, RecordedEvent
 from reservekit.detectors.rules import LEAKED_KEY_REPORTED, RULES, WEBHOOK_ENDPOINT_DISABLED, key_subject
-from reservekit.events.types import FlagResolved, LeakReported, RecordedEvent, WebhookEndpointDisabled
+from reservekit.domain.events import FlagResolved, LeakReported, RecordedEvent, WebhookEndpointDisabled
 from reservekit.projecting.spec import Projection
 
 EVIDENCE_SOURCE_CHARS = 500

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reservekit.clock import to_micros
-from reservekit.events.types import (
+from reservekit.domain.events import (
     RecordedEvent,
     WebhookEndpointCreated,
     WebhookEndpointDeleted,

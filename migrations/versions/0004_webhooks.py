@@ -3,8 +3,8 @@
 These are not projections: they record what was sent and the secrets needed to sign, which cannot be
 derived from the logs (the log never holds a plaintext secret). The outbox itself is a projection.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0004_webhooks
+Revises: 0004 (issue 8's 0004_drop_usage_position took the number 0004 first)
 Create Date: 2026-11-28
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0004_webhooks"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

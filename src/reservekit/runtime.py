@@ -29,9 +29,8 @@ from reservekit.settings import Settings, SettingsError
 from reservekit.usage.writer import UsageWriter
 from reservekit.usecases.application import Application
 from reservekit.usecases.dependencies import HandlerDependencies
-from reservekit.usecases.context import Authority
-from reservekit.usecases.webhooks import Webhooks
 from reservekit.webhooks.dispatcher import DispatchConfig, Dispatcher
+from reservekit.webhooks.endpoints import Webhooks
 from reservekit.webhooks.secrets import SecretBox
 
 log = structlog.get_logger(__name__)
@@ -103,10 +102,13 @@ class Runtime:
         self.key_view_checker = KeyViewChecker(key_view, sample=settings.key_view_check_sample)
         self.metrics = Metrics(usage, key_view, self.key_view_checker)
         self.webhooks = Webhooks(
-            authority,
+            store,
             SecretBox(load_pepper(settings)),
             allow_loopback=settings.webhooks_allow_loopback,
             give_up_after_seconds=settings.webhooks_give_up_after_seconds,
+            read_models=runner,
+            failing_after_errors=settings.webhooks_failing_after_errors,
+            nudge=lambda: self.dispatcher.nudge(),
         )
         self.dispatcher = Dispatcher(
             engine,

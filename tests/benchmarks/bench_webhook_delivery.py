@@ -29,6 +29,7 @@ from asgi_lifespan import LifespanManager
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from reservekit.events.types import Metadata
+
 from reservekit.migrate import upgrade_to_head_async
 from reservekit.settings import Settings
 from reservekit.usecases.accounts import open_account

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from litestar import Litestar
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
@@ -22,18 +23,18 @@ from reservekit.cli.context import CLI_METADATA
 from reservekit.clock import FakeClock
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings
-from reservekit.usecases.accounts import open_account
-from reservekit.usecases.keys import create_key as create_key_directly
-from reservekit.usecases.webhooks import create_endpoint
 from reservekit.web.app import create_app
 from reservekit.webhooks import dispatcher as dispatch_module
 from reservekit.webhooks import fanout
 from reservekit.webhooks.dispatcher import DispatchConfig, Dispatcher
+from reservekit.webhooks.endpoints import create_endpoint
 from reservekit.webhooks.tables import webhook_deliveries
 from tests.conftest import TEST_PEPPER
 from tests.web.conftest import Caller, Client, create_key, make_account, serving
 from tests.web.test_flags_and_leaks import seed, used
 from tests.webhooks.receiver import Receiver
+from tests.writes import create_key as create_key_directly
+from tests.writes import open_account
 
 FAST = DispatchConfig(timeout_seconds=0.5, backoff_base_seconds=0.01, backoff_max_seconds=0.02)
 
@@ -61,6 +62,12 @@ async def quiet(runtime: Runtime) -> Runtime:
     """The app with its background dispatcher stopped: the test's dispatchers do all the sending."""
     await runtime.dispatcher.stop()
     return runtime
+
+
+def reconfigure(app: Litestar, runtime: Runtime, **changes: object) -> None:
+    """Change the webhook policy for the API (app state) and for the test's dispatchers (runtime)."""
+    runtime.webhooks = dataclasses.replace(runtime.webhooks, **changes)  # type: ignore[arg-type]
+    app.state.webhooks = runtime.webhooks
 
 
 def dispatcher(runtime: Runtime, config: DispatchConfig = FAST, **kw: object) -> Dispatcher:
@@ -134,14 +141,14 @@ async def test_two_replicas_never_send_one_delivery_twice(
 
 
 async def test_a_host_that_turns_private_after_saving_is_refused_at_delivery(
-    client: Client, acme: Caller, quiet: Runtime
+    client: Client, acme: Caller, quiet: Runtime, app: Litestar
 ) -> None:
     answers: list[Sequence[str]] = [["93.184.216.34"]]
 
     async def rebinding(_host: str, _port: int) -> Sequence[str]:
         return answers[-1]
 
-    quiet.webhooks = dataclasses.replace(quiet.webhooks, resolver=rebinding, allow_loopback=False)
+    reconfigure(app, quiet, resolver=rebinding, allow_loopback=False)
     endpoint = await subscribe(client, acme, "https://hooks.example.test/in")
     answers.append(["10.0.0.5"])  # DNS rebinding: the name now points inside the network
     await create_key(client, acme, name="rebind")
@@ -156,12 +163,12 @@ async def test_a_host_that_turns_private_after_saving_is_refused_at_delivery(
 
 
 async def test_saving_a_host_that_resolves_to_a_private_address_is_refused(
-    client: Client, acme: Caller, quiet: Runtime
+    client: Client, acme: Caller, quiet: Runtime, app: Litestar
 ) -> None:
     async def private(_host: str, _port: int) -> Sequence[str]:
         return ["93.184.216.34", "192.168.1.20"]
 
-    quiet.webhooks = dataclasses.replace(quiet.webhooks, resolver=private, allow_loopback=False)
+    reconfigure(app, quiet, resolver=private, allow_loopback=False)
     response = await client.post(
         "/v1/webhook-endpoints",
         json={"url": "https://intranet.example.test/", "event_types": ["key.created"]},
@@ -214,7 +221,7 @@ async def test_a_flag_raised_right_after_start_is_not_taken_for_the_baseline(
     await replica.start()
     await replica.dispatcher.stop()  # its loop never ran a pass: only start() itself fanned out
     try:
-        account, _ = await open_account(replica.authority, name="Acme", plan="free", metadata=CLI_METADATA)
+        account, _ = await open_account(replica, name="Acme", plan="free", metadata=CLI_METADATA)
         created = await create_endpoint(
             replica.webhooks,
             account_id=account.account_id,
@@ -222,9 +229,7 @@ async def test_a_flag_raised_right_after_start_is_not_taken_for_the_baseline(
             event_types=["flag.raised"],
             metadata=CLI_METADATA,
         )
-        issued = await create_key_directly(
-            replica.authority, account_id=account.account_id, metadata=CLI_METADATA
-        )
+        issued = await create_key_directly(replica, account_id=account.account_id, metadata=CLI_METADATA)
         await replica.refresh_projections()
         doomed = Caller(account.account_id, issued.key.key_id, issued.secret)
         await seed(replica, used(replica, doomed, "revoked"))

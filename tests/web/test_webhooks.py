@@ -7,11 +7,13 @@ test and every delivery is checked with the Standard Webhooks reference verifier
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from litestar import Litestar
 from sqlalchemy import select, text
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -120,9 +122,9 @@ async def test_bad_endpoints_are_refused_naming_the_field_and_write_nothing(
 
 
 async def test_loopback_is_refused_without_the_development_setting(
-    client: Client, acme: Caller, runtime: Runtime
+    client: Client, acme: Caller, app: Litestar
 ) -> None:
-    runtime.webhooks = type(runtime.webhooks)(runtime.authority, runtime.webhooks.box, allow_loopback=False)
+    app.state.webhooks = dataclasses.replace(app.state.webhooks, allow_loopback=False)
     response = await client.post(
         "/v1/webhook-endpoints",
         json={"url": "http://127.0.0.1:8080/", "event_types": ["key.created"]},

@@ -15,7 +15,6 @@ from typing import Any
 import shtab
 
 from reservekit import clock
-from reservekit.cli import accounts, audit, keys, projections, serve
 from reservekit.cli import accounts, audit, keys, projections, serve, webhooks
 from reservekit.cli.context import describe_error
 from reservekit.logging import configure_logging, level_number

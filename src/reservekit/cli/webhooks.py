@@ -11,8 +11,7 @@ from reservekit.cli.context import CLI_METADATA, open_runtime, print_json
 from reservekit.db import read_transaction
 from reservekit.domain.webhooks import WEBHOOK_EVENT_TYPES
 from reservekit.settings import Settings
-from reservekit.usecases import webhook_deliveries as deliveries
-from reservekit.usecases import webhooks as endpoints
+from reservekit.webhooks import deliveries, endpoints
 
 
 def register(commands: Any, _instant: Any) -> None:
@@ -54,7 +53,7 @@ async def run_list(args: argparse.Namespace, settings: Settings) -> int:
         async with read_transaction(runtime.engine) as conn:
             states = await deliveries.list_endpoints(conn, args.account, limit=10_000)
         rows = await deliveries.endpoint_views(
-            runtime.webhooks, states, runtime.dispatcher.config.failing_after_errors
+            runtime.webhooks, states, runtime.webhooks.failing_after_errors
         )
     if args.json:
         print_json(rows)
@@ -76,7 +75,7 @@ async def run_create(args: argparse.Namespace, settings: Settings) -> int:
             metadata=CLI_METADATA,
         )
         [view] = await deliveries.endpoint_views(
-            runtime.webhooks, [created.endpoint], runtime.dispatcher.config.failing_after_errors
+            runtime.webhooks, [created.endpoint], runtime.webhooks.failing_after_errors
         )
     out = deliveries.EndpointWithSecretOut(**{**_fields(view), "secret": created.secret})
     if args.json:

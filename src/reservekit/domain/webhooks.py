@@ -14,9 +14,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from reservekit.detectors.rules import SEVERITIES
 from reservekit.domain.errors import Conflict, InvalidInput
-from reservekit.events.types import (
+from reservekit.domain.events import (
     Event,
     RecordedEvent,
     WebhookEndpointCreated,
@@ -38,6 +37,8 @@ WEBHOOK_EVENT_TYPES: tuple[str, ...] = (
     "rate_limit.reached",
 )
 TEST_EVENT_TYPE = "webhook.test"
+# The flag severities, lowest first (the detectors' catalogue uses the same four).
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 MAX_URL_CHARS = 2048
 MAX_DESCRIPTION_CHARS = 500
 

@@ -7,9 +7,7 @@ seen every event before N, and never skips one that commits late.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Row

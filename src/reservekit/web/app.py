@@ -133,6 +133,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.key_authority = key_authority
     app.state.services = services
+    app.state.webhooks = runtime.webhooks
     return app
 
 

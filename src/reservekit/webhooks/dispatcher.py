@@ -32,11 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections import webhook_outbox
 from projections._upsert import dialect_insert
+from reservekit.background import WakeUp, stop_loop, wait_for_wakeup
 from reservekit.clock import Clock, SystemClock, from_micros, to_micros
 from reservekit.db import DatabaseUnavailable, read_transaction, write_transaction
 from reservekit.ids import new_id
-from reservekit.projecting.wakeup import WakeUp, stop_loop, wait_for_wakeup
-from reservekit.usecases.webhooks import Webhooks, disable_for_failures
+from reservekit.webhooks.endpoints import Webhooks, disable_for_failures
 from reservekit.webhooks.fanout import Fanout
 from reservekit.webhooks.secrets import load_secret
 from reservekit.webhooks.sender import AttemptResult, send_once

@@ -30,7 +30,7 @@ from reservekit.clock import Clock, from_micros, to_micros
 from reservekit.db import is_sqlite, read_transaction, write_transaction
 from reservekit.domain.webhooks import wants
 from reservekit.events.tables import projection_checkpoints
-from reservekit.usecases.webhook_deliveries import delivery_id_for
+from reservekit.webhooks.deliveries import delivery_id_for
 from reservekit.webhooks.payloads import envelope, iso
 from reservekit.webhooks.tables import webhook_deliveries, webhook_dispatch_cursors, webhook_seen_flags
 

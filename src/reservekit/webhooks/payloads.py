@@ -14,7 +14,7 @@ import msgspec
 from reservekit.clock import to_micros
 from reservekit.detectors.flags import flag_id_for
 from reservekit.detectors.rules import LEAKED_KEY_REPORTED, RULES, WEBHOOK_ENDPOINT_DISABLED, key_subject
-from reservekit.events.types import (
+from reservekit.domain.events import (
     FlagResolved,
     KeyCreated,
     KeyRevoked,

@@ -21,7 +21,7 @@ from reservekit.db import read_transaction, write_transaction
 from reservekit.domain.errors import Conflict, InvalidInput, NotFound
 from reservekit.domain.webhooks import TEST_EVENT_TYPE, EndpointState
 from reservekit.ids import new_id
-from reservekit.usecases.webhooks import Webhooks, load_endpoint
+from reservekit.webhooks.endpoints import Webhooks, load_endpoint
 from reservekit.webhooks.payloads import envelope
 from reservekit.webhooks.tables import webhook_attempts, webhook_deliveries, webhook_endpoint_health
 
@@ -200,7 +200,7 @@ async def retry_delivery(
     await load_endpoint(webhooks, account_id=account_id, endpoint_id=endpoint_id)
     now_us = to_micros(webhooks.clock.now())
     d = webhook_deliveries
-    async with write_transaction(webhooks.authority.store.engine) as conn:
+    async with write_transaction(webhooks.store.engine) as conn:
         status = await conn.scalar(
             select(d.c.status).where(d.c.delivery_id == delivery_id, d.c.endpoint_id == endpoint_id)
         )
@@ -237,7 +237,7 @@ async def send_test_event(webhooks: Webhooks, *, account_id: str | None, endpoin
         now,
         {"object": "webhook_test", "endpoint_id": endpoint_id, "account_id": state.account_id},
     )
-    async with write_transaction(webhooks.authority.store.engine) as conn:
+    async with write_transaction(webhooks.store.engine) as conn:
         await conn.execute(
             insert(webhook_deliveries).values(
                 delivery_id=delivery_id,
@@ -259,6 +259,6 @@ async def send_test_event(webhooks: Webhooks, *, account_id: str | None, endpoin
 async def endpoint_views(
     webhooks: Webhooks, states: list[EndpointState], failing_after: int
 ) -> list[EndpointOut]:
-    async with read_transaction(webhooks.authority.store.engine) as conn:
+    async with read_transaction(webhooks.store.engine) as conn:
         failures = await failures_of(conn, [s.endpoint_id for s in states])
     return [endpoint_out(s, failures.get(s.endpoint_id, 0), failing_after) for s in states]

@@ -17,7 +17,8 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reservekit.clock import Clock, SystemClock, to_micros
-from reservekit.domain.errors import Conflict, NotFound
+from reservekit.domain.errors import ConcurrentChange, NotFound
+from reservekit.domain.events import Event, Metadata
 from reservekit.domain.webhooks import (
     EndpointState,
     decide_create_endpoint,
@@ -27,11 +28,11 @@ from reservekit.domain.webhooks import (
     decide_update_endpoint,
     fold_endpoint,
 )
-from reservekit.events.store import ConcurrencyConflict, StreamWrite
-from reservekit.events.types import Event, Metadata
+from reservekit.events.store import SqlEventStore
 from reservekit.ids import new_id
 from reservekit.usecases.accounts import load_account
-from reservekit.usecases.context import Authority
+from reservekit.usecases.application import NoReadModels
+from reservekit.usecases.ports import ConcurrencyConflict, ReadModels, StreamWrite
 from reservekit.webhooks.secrets import SecretBox, generate_signing_secret, store_secret
 from reservekit.webhooks.ssrf import Resolver, check_url_at_save, system_resolver
 from reservekit.webhooks.tables import webhook_endpoint_health
@@ -43,15 +44,23 @@ Along = Callable[[AsyncConnection], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Webhooks:
-    """What webhook use cases need beyond the authority: the secret box and the URL policy."""
+    """What the webhook operations need: the log, the secret box, the URL policy, and read-your-writes.
 
-    authority: Authority
+    These operations live beside the dispatcher rather than in ``usecases/``: besides the log they
+    write the encrypted secret and read the dispatcher's tables, which handlers may not reach.
+    """
+
+    store: SqlEventStore
     box: SecretBox
     allow_loopback: bool = False
     resolver: Resolver = field(default=system_resolver)
     give_up_after_seconds: float = 3 * 86_400.0
     # Delivery times (retry windows, test events) follow the dispatcher's wall clock, not the API's.
     clock: Clock = field(default_factory=SystemClock)
+    # After a write, wait until the outbox projection shows it (listings right after a create).
+    read_models: ReadModels = field(default_factory=NoReadModels)
+    failing_after_errors: int = 5
+    nudge: Callable[[], None] = field(default=lambda: None)
 
 
 class EndpointWithSecret(msgspec.Struct, frozen=True):
@@ -63,7 +72,7 @@ async def load_endpoint(webhooks: Webhooks, *, account_id: str | None, endpoint_
     """Another account's endpoint, or a deleted one, is reported exactly like a missing one."""
     state = None
     if endpoint_id.startswith(ENDPOINT_PREFIX + "_"):
-        state = fold_endpoint(await webhooks.authority.store.read_stream(endpoint_id))
+        state = fold_endpoint(await webhooks.store.read_stream(endpoint_id))
     if state is None or state.deleted or (account_id is not None and state.account_id != account_id):
         raise NotFound(f"webhook endpoint {endpoint_id} not found", field="id")
     return state
@@ -97,8 +106,7 @@ async def create_endpoint(
     description: str | None = None,
     metadata: Metadata,
 ) -> EndpointWithSecret:
-    authority = webhooks.authority
-    await load_account(authority, account_id)
+    await load_account(webhooks.store, account_id)
     endpoint_id = new_id(ENDPOINT_PREFIX)
     events = decide_create_endpoint(
         endpoint_id=endpoint_id,
@@ -112,8 +120,9 @@ async def create_endpoint(
     )
     await check_url_at_save(url.strip(), allow_loopback=webhooks.allow_loopback, resolver=webhooks.resolver)
     secret = generate_signing_secret()
-    seal = _sealer(webhooks, endpoint_id, account_id, 1, secret, authority.clock.now())
-    recorded = await authority.store.append([StreamWrite(endpoint_id, 0, events)], metadata, along=seal)
+    seal = _sealer(webhooks, endpoint_id, account_id, 1, secret, webhooks.clock.now())
+    recorded = await webhooks.store.append([StreamWrite(endpoint_id, 0, events)], metadata, along=seal)
+    await webhooks.read_models.wait_until(recorded[-1].position)
     state = fold_endpoint(recorded)
     assert state is not None
     return EndpointWithSecret(state, secret)
@@ -170,7 +179,7 @@ async def roll_secret(
     events = decide_roll_secret(state)
     secret = generate_signing_secret()
     version = state.secret_version + 1
-    seal = _sealer(webhooks, endpoint_id, state.account_id, version, secret, webhooks.authority.clock.now())
+    seal = _sealer(webhooks, endpoint_id, state.account_id, version, secret, webhooks.clock.now())
     await _append(webhooks, state, events, metadata, along=seal)
     rolled = await load_endpoint(webhooks, account_id=account_id, endpoint_id=endpoint_id)
     return EndpointWithSecret(rolled, secret)
@@ -188,14 +197,14 @@ async def disable_for_failures(
     webhooks: Webhooks, *, endpoint_id: str, failing_since: datetime, reason: str
 ) -> bool:
     """The dispatcher's decision after a day of failures; True if this call disabled the endpoint."""
-    state = fold_endpoint(await webhooks.authority.store.read_stream(endpoint_id))
+    state = fold_endpoint(await webhooks.store.read_stream(endpoint_id))
     if state is None:
         return False
     events = decide_disable_for_failures(state, failing_since=failing_since, reason=reason)
     if not events:
         return False
     try:
-        await webhooks.authority.store.append([StreamWrite(endpoint_id, state.version, events)], _DISPATCHER)
+        await webhooks.store.append([StreamWrite(endpoint_id, state.version, events)], _DISPATCHER)
     except ConcurrencyConflict:
         return False  # someone changed the endpoint meanwhile; the next failure decides again
     return True
@@ -211,10 +220,11 @@ async def _append(
     if not events:
         return
     try:
-        await webhooks.authority.store.append(
+        recorded = await webhooks.store.append(
             [StreamWrite(state.endpoint_id, state.version, events)], metadata, along=along
         )
     except ConcurrencyConflict:
-        raise Conflict(
+        raise ConcurrentChange(
             f"webhook endpoint {state.endpoint_id} was changed by a concurrent request; nothing was written"
         ) from None
+    await webhooks.read_models.wait_until(recorded[-1].position)
