@@ -4,7 +4,7 @@ These are not projections: they record what was sent and the secrets needed to s
 derived from the logs (the log never holds a plaintext secret). The outbox itself is a projection.
 
 Revision ID: 0004_webhooks
-Revises: 0004 (issue 8's 0004_drop_usage_position took the number 0004 first)
+Revises: 0005 (0004 and 0005 were taken first by issue 8 and the idempotency keys; this chains after them)
 Create Date: 2026-11-28
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_webhooks"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

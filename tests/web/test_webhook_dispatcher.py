@@ -19,8 +19,8 @@ from litestar import Litestar
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
-from reservekit.cli.context import CLI_METADATA
 from reservekit.clock import FakeClock
+from reservekit.domain.events import Metadata
 from reservekit.runtime import Runtime
 from reservekit.settings import Settings
 from reservekit.web.app import create_app
@@ -221,15 +221,17 @@ async def test_a_flag_raised_right_after_start_is_not_taken_for_the_baseline(
     await replica.start()
     await replica.dispatcher.stop()  # its loop never ran a pass: only start() itself fanned out
     try:
-        account, _ = await open_account(replica, name="Acme", plan="free", metadata=CLI_METADATA)
+        account, _ = await open_account(replica, name="Acme", plan="free", metadata=Metadata(source="cli"))
         created = await create_endpoint(
             replica.webhooks,
             account_id=account.account_id,
             url=receiver.url,
             event_types=["flag.raised"],
-            metadata=CLI_METADATA,
+            metadata=Metadata(source="cli"),
         )
-        issued = await create_key_directly(replica, account_id=account.account_id, metadata=CLI_METADATA)
+        issued = await create_key_directly(
+            replica, account_id=account.account_id, metadata=Metadata(source="cli")
+        )
         await replica.refresh_projections()
         doomed = Caller(account.account_id, issued.key.key_id, issued.secret)
         await seed(replica, used(replica, doomed, "revoked"))

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from reservekit.cli.context import CLI_METADATA, open_runtime, print_json
+from reservekit.cli.context import JSON_HELP, cli_metadata, open_runtime, print_json
 from reservekit.db import read_transaction
 from reservekit.domain.webhooks import WEBHOOK_EVENT_TYPES
 from reservekit.settings import Settings
@@ -19,12 +19,16 @@ def register(commands: Any, _instant: Any) -> None:
         dest="action", required=True
     )
     listing = hooks.add_parser("list", help="list an account's webhook endpoints (never their secrets)")
-    listing.add_argument("--account", required=True)
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--account", required=True, help="the account whose endpoints to list (acct_…)")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(handler=run_list)
     create = hooks.add_parser("create", help="add an endpoint and print its signing secret (shown once)")
-    create.add_argument("--account", required=True)
-    create.add_argument("--url", required=True)
+    create.add_argument("--account", required=True, help="the account the endpoint belongs to (acct_…)")
+    create.add_argument(
+        "--url",
+        required=True,
+        help="https:// URL to deliver to (public addresses only; see docs/webhooks.md)",
+    )
     create.add_argument(
         "--event-type",
         action="append",
@@ -34,17 +38,23 @@ def register(commands: Any, _instant: Any) -> None:
         metavar="TYPE",
         help=f"repeat for several: {', '.join(WEBHOOK_EVENT_TYPES)}",
     )
-    create.add_argument("--min-flag-severity", default="low", choices=("low", "medium", "high", "critical"))
-    create.add_argument("--description")
-    create.add_argument("--json", action="store_true")
+    create.add_argument(
+        "--min-flag-severity",
+        default="low",
+        choices=("low", "medium", "high", "critical"),
+        help="flag.raised only for flags at least this severe (default low)",
+    )
+    create.add_argument("--description", help="a note for people (at most 500 characters)")
+    create.add_argument("--json", action="store_true", help=JSON_HELP)
     create.set_defaults(handler=run_create)
     remove = hooks.add_parser("delete", help="delete an endpoint (its pending deliveries are cancelled)")
-    remove.add_argument("endpoint_id")
+    remove.add_argument("endpoint_id", help="the endpoint to delete (whe_…)")
+    remove.add_argument("--json", action="store_true", help=JSON_HELP)
     remove.set_defaults(handler=run_delete)
     sent = hooks.add_parser("deliveries", help="an endpoint's latest deliveries and their attempts")
-    sent.add_argument("endpoint_id")
-    sent.add_argument("--limit", type=int, default=20)
-    sent.add_argument("--json", action="store_true")
+    sent.add_argument("endpoint_id", help="the endpoint whose deliveries to show (whe_…)")
+    sent.add_argument("--limit", type=int, default=20, help="how many of the latest deliveries (default 20)")
+    sent.add_argument("--json", action="store_true", help=JSON_HELP)
     sent.set_defaults(handler=run_deliveries)
 
 
@@ -72,7 +82,7 @@ async def run_create(args: argparse.Namespace, settings: Settings) -> int:
             event_types=args.event_types,
             min_flag_severity=args.min_flag_severity,
             description=args.description,
-            metadata=CLI_METADATA,
+            metadata=cli_metadata(),
         )
         [view] = await deliveries.endpoint_views(
             runtime.webhooks, [created.endpoint], runtime.webhooks.failing_after_errors
@@ -89,9 +99,12 @@ async def run_create(args: argparse.Namespace, settings: Settings) -> int:
 async def run_delete(args: argparse.Namespace, settings: Settings) -> int:
     async with open_runtime(settings) as runtime:
         await endpoints.delete_endpoint(
-            runtime.webhooks, account_id=None, endpoint_id=args.endpoint_id, metadata=CLI_METADATA
+            runtime.webhooks, account_id=None, endpoint_id=args.endpoint_id, metadata=cli_metadata()
         )
-    print(f"deleted {args.endpoint_id}")
+    if args.json:
+        print_json({"id": args.endpoint_id, "deleted": True})
+    else:
+        print(f"deleted {args.endpoint_id}")
     return 0
 
 
