@@ -69,7 +69,15 @@ def verified(secret: str, request: object) -> dict[str, object]:
 async def test_an_endpoint_shows_its_secret_once_and_the_log_never_holds_it(
     client: Client, acme: Caller, runtime: Runtime
 ) -> None:
-    created = await subscribe(client, acme, "http://127.0.0.1:9/hooks")
+    response = await client.post(
+        "/v1/webhook-endpoints",
+        json={"url": "http://127.0.0.1:9/hooks", "event_types": ALL_TYPES},
+        headers=acme.headers,
+    )
+    assert response.status_code == 201
+    assert response.headers["cache-control"] == "no-store"
+    created = response.json()
+    assert response.headers["location"] == f"/v1/webhook-endpoints/{created['id']}"
     secret = str(created["secret"])
     assert secret.startswith("whsec_")
     assert created["status"] == "enabled"
@@ -239,6 +247,7 @@ async def test_rolling_the_secret_signs_with_the_new_one_only(
     endpoint = await subscribe(client, acme, receiver.url, ["key.created"])
     rolled = await client.post(f"/v1/webhook-endpoints/{endpoint['id']}/roll-secret", headers=acme.headers)
     assert rolled.status_code == 200
+    assert rolled.headers["cache-control"] == "no-store"
     new_secret = rolled.json()["secret"]
     assert new_secret != endpoint["secret"]
     assert rolled.json()["secret_version"] == 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
 
@@ -20,6 +20,7 @@ from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
 from reservekit.web.pagination import Page
 from reservekit.web.params import IdCursor, Limit
+from reservekit.web.secrets import NO_STORE, created_with_secret
 from reservekit.webhooks import deliveries, endpoints
 from reservekit.webhooks.endpoints import Webhooks
 
@@ -78,7 +79,7 @@ class WebhookEndpointsController(Controller):
         data: JSONBody[CreateEndpointBody],
         call: NamedDependency[ApiCall],
         webhooks: NamedDependency[Webhooks],
-    ) -> deliveries.EndpointWithSecretOut:
+    ) -> Response[deliveries.EndpointWithSecretOut]:
         created = await endpoints.create_endpoint(
             webhooks,
             account_id=call.caller.account_id,
@@ -89,7 +90,8 @@ class WebhookEndpointsController(Controller):
             description=data.description,
             metadata=call.metadata,
         )
-        return _with_secret(await _view(webhooks, created.endpoint), created.secret)
+        body = _with_secret(await _view(webhooks, created.endpoint), created.secret)
+        return created_with_secret(body, f"/v1/webhook-endpoints/{body.id}")
 
     @get("/", opt=READ, summary="List the account's endpoints (never their secrets)")
     async def list(
@@ -161,11 +163,12 @@ class WebhookEndpointsController(Controller):
         endpoint_id: FromPath[str],
         call: NamedDependency[ApiCall],
         webhooks: NamedDependency[Webhooks],
-    ) -> deliveries.EndpointWithSecretOut:
+    ) -> Response[deliveries.EndpointWithSecretOut]:
         rolled = await endpoints.roll_secret(
             webhooks, account_id=call.caller.account_id, endpoint_id=endpoint_id, metadata=call.metadata
         )
-        return _with_secret(await _view(webhooks, rolled.endpoint), rolled.secret)
+        body = _with_secret(await _view(webhooks, rolled.endpoint), rolled.secret)
+        return Response(body, status_code=200, headers=NO_STORE)
 
     @post("/{endpoint_id:str}/test", opt=WRITE, status_code=202, summary="Queue a webhook.test delivery")
     async def send_test(
