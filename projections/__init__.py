@@ -6,7 +6,15 @@ registry is a function of Settings rather than a constant.
 
 from __future__ import annotations
 
-from projections import accounts, api_keys, key_usage, leak_flags, usage_flags
+from projections import (
+    accounts,
+    api_keys,
+    key_usage,
+    leak_flags,
+    usage_flags,
+    webhook_outbox,
+    webhook_usage_outbox,
+)
 from reservekit.projecting.spec import AnyProjection
 from reservekit.settings import Settings
 
@@ -18,6 +26,8 @@ def build_all(settings: Settings) -> tuple[AnyProjection, ...]:
         key_usage.PROJECTION,
         usage_flags.make_projection(settings.detectors),
         leak_flags.PROJECTION,
+        webhook_outbox.PROJECTION,
+        webhook_usage_outbox.PROJECTION,
     )
 
 

@@ -1,9 +1,10 @@
-"""Flags that come from the lifecycle log: reported leaks, and every flag's resolution.
+"""Flags that come from the lifecycle log: reported leaks, disabled webhooks, every flag's resolution.
 
-``LeakReported`` becomes a critical ``leaked_key_reported`` flag. ``FlagResolved`` (for a flag of
-either projection) is kept per flag, latest wins. Status is not stored: a reader joins the resolution
-and calls a flag resolved only if it was resolved at or after its last hit, so a pattern that recurs
-after a resolution shows as open again.
+``LeakReported`` becomes a critical ``leaked_key_reported`` flag; ``WebhookEndpointDisabled`` (the
+dispatcher gave up on an endpoint after a day of failures) a high ``webhook_endpoint_disabled`` one.
+``FlagResolved`` (for a flag of either projection) is kept per flag, latest wins. Status is not stored: a
+reader joins the resolution and calls a flag resolved only if it was resolved at or after its last hit,
+so a pattern that recurs after a resolution shows as open again.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from projections._upsert import upsert_many
 from projections.usage_flags import encode_evidence, flag_columns
 from reservekit.clock import to_micros
 from reservekit.detectors.flags import flag_id_for
-from reservekit.detectors.rules import LEAKED_KEY_REPORTED, RULES, key_subject
-from reservekit.domain.events import FlagResolved, LeakReported, RecordedEvent
+from reservekit.detectors.rules import LEAKED_KEY_REPORTED, RULES, WEBHOOK_ENDPOINT_DISABLED, key_subject
+from reservekit.domain.events import FlagResolved, LeakReported, RecordedEvent, WebhookEndpointDisabled
 from reservekit.projecting.spec import Projection
 
 EVIDENCE_SOURCE_CHARS = 500
@@ -86,6 +87,29 @@ async def apply(conn: AsyncConnection, tables: LeakFlagTables, batch: Sequence[R
                     evidence=encode_evidence(evidence),
                 )
             )
+        elif isinstance(event, WebhookEndpointDisabled):
+            subject = "webhook:" + event.endpoint_id
+            await conn.execute(
+                insert(tables.flags).values(
+                    flag_id=flag_id_for(WEBHOOK_ENDPOINT_DISABLED, subject, at_us),
+                    rule=WEBHOOK_ENDPOINT_DISABLED,
+                    severity=RULES[WEBHOOK_ENDPOINT_DISABLED].severity,
+                    account_id=event.account_id,
+                    key_id=None,
+                    client_ip=None,
+                    subject=subject,
+                    first_seen_us=at_us,
+                    last_seen_us=at_us,
+                    hits=1,
+                    evidence=encode_evidence(
+                        {
+                            "endpoint_id": event.endpoint_id,
+                            "reason": event.reason,
+                            "failing_since": event.failing_since.isoformat(),
+                        }
+                    ),
+                )
+            )
         elif isinstance(event, FlagResolved):
             row = {
                 "flag_id": event.flag_id,
@@ -108,7 +132,7 @@ async def apply(conn: AsyncConnection, tables: LeakFlagTables, batch: Sequence[R
 
 PROJECTION = Projection(
     name="leak_flags",
-    version=1,
+    version=2,
     define=define,
     apply=apply,
     description="leak-report flags and the resolution of every flag",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -14,6 +14,7 @@ from reservekit.auth.outcomes import REFUSALS, Outcome
 from reservekit.background import WakeUp
 from reservekit.projecting.runner import ProjectionStatus
 from reservekit.usage.writer import UsageWriter
+from reservekit.webhooks.sender import AttemptResult
 
 # Litestar appends "; charset=utf-8" to every text/* media type itself.
 CONTENT_TYPE = "text/plain; version=0.0.4"
@@ -141,6 +142,24 @@ class Metrics:
         self.registry.register(_UsageCollector(usage))
         self._key_view = _KeyViewCollector(key_view, checker)
         self.registry.register(self._key_view)
+        self._webhook_attempts = Counter(
+            "reservekit_webhook_attempts",
+            "Webhook delivery attempts by event type and outcome",
+            ["event_type", "outcome"],
+            registry=self.registry,
+        )
+        self._webhook_latency = Histogram(
+            "reservekit_webhook_attempt_seconds",
+            "Webhook delivery attempt latency, by outcome",
+            ["outcome"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+
+    def delivered(self, event_type: str, result: AttemptResult) -> None:
+        """Called by the webhook dispatcher after every attempt."""
+        self._webhook_attempts.labels(event_type=event_type, outcome=result.outcome).inc()
+        self._webhook_latency.labels(outcome=result.outcome).observe(result.latency_ms / 1000)
 
     def watch_wakeup_link(self, wakeup: WakeUp) -> None:
         self.registry.register(_WakeUpLinkCollector(wakeup))

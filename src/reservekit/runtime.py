@@ -31,6 +31,9 @@ from reservekit.usage.spool import UsageSpool
 from reservekit.usage.writer import UsageWriter
 from reservekit.usecases.application import Application
 from reservekit.usecases.dependencies import HandlerDependencies
+from reservekit.webhooks.dispatcher import DispatchConfig, Dispatcher
+from reservekit.webhooks.endpoints import Webhooks
+from reservekit.webhooks.secrets import SecretBox
 
 log = structlog.get_logger(__name__)
 USAGE_SPOOL_DIR = "usage-spool"
@@ -63,6 +66,17 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
     return CircuitBreakerLimiter(RedisRateLimiter(client))
 
 
+def dispatch_config(settings: Settings) -> DispatchConfig:
+    return DispatchConfig(
+        timeout_seconds=settings.webhooks_timeout_seconds,
+        backoff_base_seconds=settings.webhooks_backoff_base_seconds,
+        backoff_max_seconds=settings.webhooks_backoff_max_seconds,
+        give_up_after_seconds=settings.webhooks_give_up_after_seconds,
+        failing_after_errors=settings.webhooks_failing_after_errors,
+        disable_after_seconds=settings.webhooks_disable_after_seconds,
+    )
+
+
 class Runtime:
     """Everything one replica runs. A plain class: Litestar injects it without validating its fields."""
 
@@ -92,7 +106,27 @@ class Runtime:
         self.key_view_checker = KeyViewChecker(key_view, sample=settings.key_view_check_sample)
         self.metrics = Metrics(usage, key_view, self.key_view_checker)
         self.metrics.watch_wakeup_link(wakeup)
-        self._background: list[KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter] = []
+        self.webhooks = Webhooks(
+            store,
+            SecretBox(load_pepper(settings)),
+            allow_loopback=settings.webhooks_allow_loopback,
+            give_up_after_seconds=settings.webhooks_give_up_after_seconds,
+            read_models=runner,
+            failing_after_errors=settings.webhooks_failing_after_errors,
+            nudge=lambda: self.dispatcher.nudge(),
+        )
+        self.dispatcher = Dispatcher(
+            engine,
+            self.webhooks,
+            dispatch_config(settings),
+            wakeup,
+            poll_interval=settings.poll_interval_seconds,
+            observer=self.metrics,
+        )
+        runner.on_applied.append(self.dispatcher.nudge)
+        self._background: list[
+            KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter | Dispatcher
+        ] = []
         self.rate_limiter: RateLimiter | None = None
 
     @classmethod
@@ -157,6 +191,9 @@ class Runtime:
         await self.key_view.start()
         if not background:
             return
+        # Before serving: fan out what is pending, and on first start (or new detector thresholds)
+        # take the flags already present as the baseline, so no flag raised from now on is missed.
+        await self.dispatcher.materialise_all()
         tailer = KeyViewTailer(
             self.key_view,
             self.wakeup,
@@ -164,7 +201,7 @@ class Runtime:
             checker=self.key_view_checker,
             check_interval=self.settings.key_view_check_interval_seconds,
         )
-        self._background = [self.usage, tailer, self.runner]
+        self._background = [self.usage, tailer, self.runner, self.dispatcher]
         if not self.settings.is_embedded:
             self._background.append(
                 PostgresListener(self.settings.effective_database_url, NOTIFY_CHANNEL, self.wakeup)

@@ -40,6 +40,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Benchmarks only: serve GET /bench/v1/services for this account with no authentication at all.
     bench_unauthenticated_account: str | None = None
     detectors: DetectorThresholds = msgspec.field(default_factory=DetectorThresholds)
+    # Webhooks (docs/webhooks.md). Loopback (and plain http to it) only for local development.
+    webhooks_allow_loopback: bool = False
+    webhooks_timeout_seconds: float = 10.0
+    webhooks_backoff_base_seconds: float = 5.0
+    webhooks_backoff_max_seconds: float = 3600.0
+    webhooks_give_up_after_seconds: float = 3 * 86_400.0
+    webhooks_failing_after_errors: int = 5
+    webhooks_disable_after_seconds: float = 86_400.0
 
     @property
     def effective_database_url(self) -> str:
@@ -124,6 +132,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(f"RESERVEKIT_DETECTORS: {exc}") from None
     if env.get("RESERVEKIT_LOG_LEVEL"):
         fields["log_level"] = env["RESERVEKIT_LOG_LEVEL"].upper()
+    if env.get("RESERVEKIT_WEBHOOKS_ALLOW_LOOPBACK"):
+        fields["webhooks_allow_loopback"] = _parse_bool(
+            "RESERVEKIT_WEBHOOKS_ALLOW_LOOPBACK", env["RESERVEKIT_WEBHOOKS_ALLOW_LOOPBACK"]
+        )
     if env.get("RESERVEKIT_LOG_JSON"):
         fields["log_json"] = _parse_bool("RESERVEKIT_LOG_JSON", env["RESERVEKIT_LOG_JSON"])
     numeric: dict[str, tuple[str, type[int] | type[float]]] = {
@@ -133,6 +145,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "RESERVEKIT_KEY_VIEW_CHECK_SAMPLE": ("key_view_check_sample", int),
         "RESERVEKIT_FAILED_AUTH_PER_IP_PER_MINUTE": ("failed_auth_per_ip_per_minute", int),
         "RESERVEKIT_MAX_BODY_BYTES": ("max_body_bytes", int),
+        "RESERVEKIT_WEBHOOKS_TIMEOUT_SECONDS": ("webhooks_timeout_seconds", float),
+        "RESERVEKIT_WEBHOOKS_BACKOFF_BASE_SECONDS": ("webhooks_backoff_base_seconds", float),
+        "RESERVEKIT_WEBHOOKS_BACKOFF_MAX_SECONDS": ("webhooks_backoff_max_seconds", float),
+        "RESERVEKIT_WEBHOOKS_GIVE_UP_AFTER_SECONDS": ("webhooks_give_up_after_seconds", float),
+        "RESERVEKIT_WEBHOOKS_FAILING_AFTER_ERRORS": ("webhooks_failing_after_errors", int),
+        "RESERVEKIT_WEBHOOKS_DISABLE_AFTER_SECONDS": ("webhooks_disable_after_seconds", float),
     }
     for var, (field, kind) in numeric.items():
         if env.get(var):

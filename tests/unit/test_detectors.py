@@ -83,6 +83,7 @@ def test_every_rule_is_documented_with_a_severity() -> None:
         "scope_probing",
         "dormant_key_woke",
         "leaked_key_reported",
+        "webhook_endpoint_disabled",
     }
     fields = {f.name for f in msgspec.structs.fields(DetectorThresholds)}
     for rule in RULES.values():

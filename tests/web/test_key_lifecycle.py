@@ -44,7 +44,16 @@ async def test_key_objects_carry_status_and_lifecycle_fields(client: Client, acm
     for field in ("created_at", "revoked_at", "expires_at", "last_used_at", "rotated_from", "rotated_to"):
         assert field in key
     assert key["scopes"] == sorted(
-        ["services:read", "services:write", "keys:read", "keys:write", "usage:read", "audit:read"]
+        [
+            "services:read",
+            "services:write",
+            "keys:read",
+            "keys:write",
+            "usage:read",
+            "audit:read",
+            "webhooks:read",
+            "webhooks:write",
+        ]
     )
 
 

@@ -24,6 +24,7 @@ RATE_SPIKE = "rate_spike"
 SCOPE_PROBING = "scope_probing"
 DORMANT_KEY_WOKE = "dormant_key_woke"
 LEAKED_KEY_REPORTED = "leaked_key_reported"
+WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint_disabled"
 
 
 class Rule(NamedTuple):
@@ -86,6 +87,11 @@ RULES: dict[str, Rule] = {
             ("dormant_after_days",),
         ),
         Rule(LEAKED_KEY_REPORTED, "critical", "a leak report (POST /v1/leaks) naming an existing key"),
+        Rule(
+            WEBHOOK_ENDPOINT_DISABLED,
+            "high",
+            "a webhook endpoint disabled after its deliveries failed for a day (docs/webhooks.md)",
+        ),
     )
 }
 

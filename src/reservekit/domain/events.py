@@ -64,8 +64,73 @@ class FlagResolved(_Event, frozen=True, kw_only=True, tag_field="type", tag="fla
     note: str | None = None
 
 
+class WebhookEndpointCreated(
+    _Event, frozen=True, kw_only=True, tag_field="type", tag="webhook_endpoint_created"
+):
+    """The signing secret is never here: it is stored encrypted in ``webhook_secrets`` (version 1)."""
+
+    endpoint_id: str
+    account_id: str
+    url: str
+    event_types: tuple[str, ...]
+    min_flag_severity: str = "low"
+    enabled: bool = True
+    description: str | None = None
+
+
+class WebhookEndpointUpdated(
+    _Event, frozen=True, kw_only=True, tag_field="type", tag="webhook_endpoint_updated"
+):
+    """Only the fields that changed are set; ``None`` means unchanged (description: "" clears it)."""
+
+    endpoint_id: str
+    account_id: str
+    url: str | None = None
+    event_types: tuple[str, ...] | None = None
+    min_flag_severity: str | None = None
+    enabled: bool | None = None
+    description: str | None = None
+
+
+class WebhookEndpointSecretRolled(
+    _Event, frozen=True, kw_only=True, tag_field="type", tag="webhook_endpoint_secret_rolled"
+):
+    endpoint_id: str
+    account_id: str
+    secret_version: int
+
+
+class WebhookEndpointDisabled(
+    _Event, frozen=True, kw_only=True, tag_field="type", tag="webhook_endpoint_disabled"
+):
+    """Written by the dispatcher after a day of failed deliveries (``reason``), not by a person."""
+
+    endpoint_id: str
+    account_id: str
+    reason: str
+    failing_since: datetime
+
+
+class WebhookEndpointDeleted(
+    _Event, frozen=True, kw_only=True, tag_field="type", tag="webhook_endpoint_deleted"
+):
+    endpoint_id: str
+    account_id: str
+
+
 Event = (
-    AccountOpened | AccountPlanChanged | KeyCreated | KeyRevoked | KeyRotated | LeakReported | FlagResolved
+    AccountOpened
+    | AccountPlanChanged
+    | KeyCreated
+    | KeyRevoked
+    | KeyRotated
+    | LeakReported
+    | FlagResolved
+    | WebhookEndpointCreated
+    | WebhookEndpointUpdated
+    | WebhookEndpointSecretRolled
+    | WebhookEndpointDisabled
+    | WebhookEndpointDeleted
 )
 
 EVENT_TYPES: frozenset[str] = frozenset(
@@ -78,6 +143,11 @@ EVENT_TYPES: frozenset[str] = frozenset(
         KeyRotated,
         LeakReported,
         FlagResolved,
+        WebhookEndpointCreated,
+        WebhookEndpointUpdated,
+        WebhookEndpointSecretRolled,
+        WebhookEndpointDisabled,
+        WebhookEndpointDeleted,
     )
 )
 

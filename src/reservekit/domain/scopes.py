@@ -14,6 +14,8 @@ ACCOUNT_SCOPES: tuple[str, ...] = (
     "keys:write",
     "usage:read",
     "audit:read",
+    "webhooks:read",
+    "webhooks:write",
 )
 # Not a default: a service key that asks the authority about other keys is issued explicitly.
 KEYS_VERIFY = "keys:verify"

@@ -7,7 +7,7 @@ seen every event before N, and never skips one that commits late.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Row
@@ -41,10 +41,22 @@ class SqlEventStore:
         """Called in-process after each committed append (the writer's replica sees it at once)."""
         self._listeners.append(listener)
 
-    async def append(self, writes: Sequence[StreamWrite], metadata: Metadata) -> list[RecordedEvent]:
-        """Append to one or more streams atomically; a stale expected version writes nothing."""
+    async def append(
+        self,
+        writes: Sequence[StreamWrite],
+        metadata: Metadata,
+        *,
+        along: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> list[RecordedEvent]:
+        """Append to one or more streams atomically; a stale expected version writes nothing.
+
+        ``along`` writes rows that must commit with the events or not at all (a webhook endpoint's
+        encrypted signing secret, which never enters the log itself).
+        """
         async with write_transaction(self._engine) as conn:
             recorded = await self._append_in(conn, writes, metadata)
+            if along is not None and recorded:
+                await along(conn)
         for listener in self._listeners:
             listener(recorded)
         return recorded

@@ -8,7 +8,7 @@ and the others find nothing left to do.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 from sqlalchemy import MetaData, Table, insert, select, text, update
@@ -138,6 +138,8 @@ class ProjectionRunner:
     ) -> None:
         self._engine = engine
         self._projections = list(projections)
+        # Called after a pass that applied something (the webhook dispatcher follows the projections).
+        self.on_applied: list[Callable[[], None]] = []
         self._wakeup = wakeup
         self._poll_interval = poll_interval
         self._clock = clock or SystemClock()
@@ -167,6 +169,9 @@ class ProjectionRunner:
         for projection in self._projections:
             if source is None or projection.source.name == source:
                 total += await catch_up(self._engine, projection)
+        if total:
+            for listener in self.on_applied:
+                listener()
         return total
 
     async def wait_until(self, position: int, *, source: str = "events") -> None:

@@ -40,6 +40,7 @@ from reservekit.web.services import ServicesController
 from reservekit.web.strict import check_request
 from reservekit.web.usage import UsageController
 from reservekit.web.verify import verify_key
+from reservekit.web.webhooks import WebhookEndpointsController
 
 
 def create_app(
@@ -77,6 +78,7 @@ def create_app(
         AuditController,
         UsageController,
         AuditFlagsController,
+        WebhookEndpointsController,
         leaks_router(),
         verify_key,
         key_changes,
@@ -135,6 +137,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.key_authority = key_authority
     app.state.services = services
+    app.state.webhooks = runtime.webhooks
     return app
 
 

@@ -1,0 +1,1 @@
+"""Webhook delivery: signing secrets at rest, SSRF checks, the sender and the dispatcher."""
