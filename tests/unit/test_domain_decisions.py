@@ -43,7 +43,13 @@ from reservekit.domain.keys import (
     evolve_key,
     fold_key,
 )
-from reservekit.domain.scopes import ACCOUNT_SCOPES, check_grantable, operator_scopes, resolve_scopes
+from reservekit.domain.scopes import (
+    ACCOUNT_SCOPES,
+    KEYS_VERIFY,
+    check_grantable,
+    operator_scopes,
+    resolve_scopes,
+)
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PLANS = {"free": 60, "pro": 600}
@@ -121,7 +127,6 @@ def test_plans_and_plan_changes() -> None:
     [
         (None, False, None),
         ("  x  ", True, "x"),
-        ("   ", False, None),
         ("a" * MAX_NAME_LENGTH, True, "a" * 200),
     ],
 )
@@ -133,7 +138,7 @@ def test_names_that_pass(name: str | None, required: bool, expected: str | None)
     ("name", "message"),
     [
         (None, "reason is required"),
-        ("  ", "reason must not be empty"),
+        ("  ", "reason must not be blank"),
         ("a" * (MAX_NAME_LENGTH + 1), "reason must be at most 200 printable characters"),
         ("a\x1fb", "reason must be at most 200 printable characters"),
     ],
@@ -144,7 +149,13 @@ def test_names_that_fail_name_their_field(name: str | None, message: str) -> Non
 
 
 def test_a_space_and_printable_characters_are_fine() -> None:
-    assert validate_name("a b\x7f", required=True) == "a b\x7f"  # only control characters below 32
+    assert validate_name("a b-é", required=True) == "a b-é"
+
+
+@pytest.mark.parametrize("name", ["   ", "a\x7fb", "tab\there"])
+def test_blank_or_control_character_names_are_refused_even_when_optional(name: str) -> None:
+    # Issue 9: a blank name is a mistake, not a way to say "no name"; DEL and TAB are control characters.
+    assert refused(InvalidInput, validate_name, name, required=False).field == "name"
 
 
 def test_account_state_folds_from_its_stream() -> None:
@@ -238,7 +249,7 @@ def test_an_expiry_a_microsecond_ahead_is_fine() -> None:
 def test_scope_rules() -> None:
     assert resolve_scopes(None, operator=False) == tuple(sorted(ACCOUNT_SCOPES))
     assert resolve_scopes(["platform:admin"], operator=True) == ("platform:admin",)
-    assert operator_scopes() == tuple(sorted((*ACCOUNT_SCOPES, "platform:admin")))
+    assert operator_scopes() == tuple(sorted((*ACCOUNT_SCOPES, KEYS_VERIFY, "platform:admin")))
     unknown = refused(InvalidInput, resolve_scopes, ["keys:read", "zz:z", "aa:a"], operator=True)
     assert unknown.field == "scopes"
     assert unknown.message.startswith("unknown scope 'aa:a'; allowed: audit:read, keys:read")
