@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from reservekit.domain.errors import DomainError
@@ -71,7 +72,7 @@ class AuthPages(Controller):
         return _signed_in(visit, signed_in.session_token)
 
     @get("/signin")
-    async def signin_form(self, visit: NamedDependency[Visit], expired: bool = False) -> Template:
+    async def signin_form(self, visit: NamedDependency[Visit], expired: FromQuery[bool] = False) -> Template:
         notice = "Your session ended. Please sign in again." if expired else None
         return render(
             "signin.html",

@@ -13,7 +13,7 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.datastructures import FormMultiDict
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from projections import api_keys, key_usage
@@ -169,7 +169,7 @@ class KeysPages(Controller):
 
     @get("/{key_id:str}")
     async def detail(
-        self, key_id: FromPath[str], visit: NamedDependency[Visit], saved: bool = False
+        self, key_id: FromPath[str], visit: NamedDependency[Visit], saved: FromQuery[bool] = False
     ) -> Template:
         session = await visit.require_member()
         state = await self._own_key(visit, session, key_id)
