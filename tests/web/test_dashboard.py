@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 
+import httpx
 import msgspec
 import pytest
 from litestar import Litestar
@@ -326,3 +327,17 @@ async def test_changing_the_password_ends_every_other_session(client: Client, ap
         assert "Password changed" in changed.text
         assert (await other.get("/dashboard/keys/")).status_code == 303
         assert (await client.get("/dashboard/keys/")).status_code == 200  # the changer keeps a fresh session
+
+
+async def test_secure_cookies_use_the_host_prefix(settings: Settings, clock: FakeClock) -> None:
+    secure = msgspec.structs.replace(settings, secure_cookies=True)
+    app = create_app(secure, clock=clock)
+    async with serving(app) as client:
+        client.base_url = httpx.URL("https://testserver")
+        response = await sign_up(client)
+        session_cookie = next(c for c in response.headers.get_list("set-cookie") if "rk_session" in c)
+        assert session_cookie.startswith("__Host-rk_session=")
+        assert "Secure" in session_cookie
+        assert "Path=/" in session_cookie
+        assert "Domain" not in session_cookie
+        assert (await client.get("/dashboard/keys/")).status_code == 200
