@@ -163,7 +163,7 @@ async def test_sign_up_and_sign_in_record_events_without_password_material() -> 
 
 
 async def test_sign_in_refuses_unknown_email_and_wrong_password_alike_and_counts_attempts() -> None:
-    world = World(allowed=2)
+    world = World(allowed=3)  # per bucket: the sign-up and two sign-ins from this IP
     await world.app.execute(SignUp(email="ada@example.com", password=PASSWORD), META)
     refusals = []
     for email, password in [("nobody@example.com", PASSWORD), ("ada@example.com", "wrong password!!")]:
@@ -171,7 +171,7 @@ async def test_sign_in_refuses_unknown_email_and_wrong_password_alike_and_counts
             await world.app.execute(SignIn(email=email, password=password), META)
         refusals.append(refused.value.message)
     assert refusals[0] == refusals[1]
-    assert world.attempts["ip:198.51.100.7"] == 2
+    assert world.attempts["ip:198.51.100.7"] == 3
     with pytest.raises(TooManyAttempts):
         await world.app.execute(SignIn(email="ada@example.com", password=PASSWORD), META)
     assert [e.type for e in await world.store.read_after(0)][-1] == "member_added"
@@ -232,3 +232,11 @@ async def test_create_key_from_the_dashboard_has_no_grant_ceiling() -> None:
     up = await world.app.execute(SignUp(email="ada@example.com", password=PASSWORD), META)
     issued = await world.app.execute(CreateKey(account_id=up.account.account_id), META)
     assert "keys:write" in issued.key.scopes
+
+
+async def test_sign_ups_count_against_the_ip_bucket() -> None:
+    world = World(allowed=1)
+    await world.app.execute(SignUp(email="ada@example.com", password=PASSWORD), META)
+    with pytest.raises(TooManyAttempts):
+        await world.app.execute(SignUp(email="bob@example.com", password=PASSWORD), META)
+    assert [e.type for e in await world.store.read_after(0)] == ["account_opened", "member_added"]

@@ -261,6 +261,7 @@ async def test_edit_rotate_and_revoke_from_the_key_page(client: Client, runtime:
         await client.get("/v1/services", headers={**api, "Origin": "https://shop.example.com"})
     ).status_code == 200
     assert "web (shop)" in (await client.get(page)).text
+    assert "web (shop)" in (await client.get("/dashboard/keys/")).text  # the api_keys projection applied it
     rotated = await submit(client, page, f"{page}/rotate", {"grace_period_seconds": "3600"})
     assert rotated.status_code == 201
     assert rotated.headers["cache-control"] == "no-store"
@@ -341,3 +342,19 @@ async def test_secure_cookies_use_the_host_prefix(settings: Settings, clock: Fak
         assert "Path=/" in session_cookie
         assert "Domain" not in session_cookie
         assert (await client.get("/dashboard/keys/")).status_code == 200
+
+
+async def test_keys_as_of_includes_dashboard_edits(client: Client, clock: FakeClock) -> None:
+    await sign_up(client)
+    secret = await generate(client, name="before", scopes=["audit:read", "keys:read"])
+    listing = (await client.get("/dashboard/keys/")).text
+    key_id = re.search(r'href="/dashboard/keys/(key_[^"]+)"', listing).group(1)  # type: ignore[union-attr]
+    before = clock.now()
+    clock.advance(60)
+    page = f"/dashboard/keys/{key_id}"
+    await submit(client, page, page, {"name": "after", "scopes": ["audit:read", "keys:read"]})
+    api = {"Authorization": f"Bearer {secret}"}
+    then = await client.get("/v1/audit/keys", params={"as_of": before.isoformat()}, headers=api)
+    now = await client.get("/v1/audit/keys", params={"as_of": clock.now().isoformat()}, headers=api)
+    assert [k["name"] for k in then.json()["data"]] == ["before"]
+    assert [k["name"] for k in now.json()["data"]] == ["after"]

@@ -63,6 +63,9 @@ async def handle_sign_up(command: SignUp, deps: HandlerDependencies, metadata: M
     members, passwords = _ports(deps)
     email = normalise_email(command.email)
     check_new_password(command.password)
+    # Each sign-up costs an Argon2 hash and opens an account: it counts against the sign-in IP bucket.
+    if not await deps.sign_in_gate(f"ip:{metadata.client_ip or 'unknown'}"):
+        raise TooManyAttempts()
     account_id, member_id = new_id("acct"), new_id("mem")
     opened = decide_open_account(
         account_id=account_id, name=email, plan="free", operator=False, plans=deps.plans, existing=None

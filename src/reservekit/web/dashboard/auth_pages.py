@@ -63,7 +63,7 @@ class AuthPages(Controller):
         except DomainError as exc:
             return render(
                 "signup.html",
-                status=422,
+                status=429 if isinstance(exc, TooManyAttempts) else 422,
                 title="Create your account",
                 email=email,
                 errors={exc.field or "form": exc.message},
