@@ -252,7 +252,7 @@ def test_webhooks_create_list_deliveries_and_delete(env: dict[str, str]) -> None
     assert "not found" in gone.stderr
 def test_members_add_lets_a_person_sign_in_when_sign_up_is_closed(env: dict[str, str]) -> None:
     created = run(env, "accounts", "create", "--name", "Closed Co", "--json")
-    account_id = json.loads(created.stdout)["account"]["id"]
+    account_id = json.loads(created.stdout.splitlines()[-1])["account"]["id"]  # after any log lines
     added = subprocess.run(
         [
             sys.executable,

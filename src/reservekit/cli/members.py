@@ -7,7 +7,7 @@ import getpass
 import sys
 from typing import Any
 
-from reservekit.cli.context import CLI_METADATA, UserError, open_runtime
+from reservekit.cli.context import JSON_HELP, UserError, cli_metadata, open_runtime, print_json
 from reservekit.settings import Settings
 from reservekit.usecases.commands import AddMember
 
@@ -18,12 +18,13 @@ def register(commands: Any, _instant: Any) -> None:
     )
     add = members.add_parser("add", help="add a member (email + password) to an existing account")
     add.add_argument("--account", required=True, help="the account id (acct_…), e.g. from `accounts create`")
-    add.add_argument("--email", required=True)
+    add.add_argument("--email", required=True, help="the member's email: their sign-in name")
     add.add_argument(
         "--password-stdin",
         action="store_true",
         help="read the password from standard input instead of prompting (never from an argument)",
     )
+    add.add_argument("--json", action="store_true", help=JSON_HELP)
     add.set_defaults(handler=run_add)
 
 
@@ -40,7 +41,10 @@ async def run_add(args: argparse.Namespace, settings: Settings) -> int:
     password = _read_password(args.password_stdin)
     async with open_runtime(settings) as runtime:
         command = AddMember(account_id=args.account, email=args.email, password=password)
-        member = await runtime.application.execute(command, CLI_METADATA)
+        member = await runtime.application.execute(command, cli_metadata())
+    if args.json:
+        print_json({"member_id": member.member_id, "account_id": member.account_id, "email": member.email})
+        return 0
     print(
         f"member {member.member_id} ({member.email}) can now sign in to the dashboard of {member.account_id}"
     )
