@@ -358,3 +358,10 @@ async def test_keys_as_of_includes_dashboard_edits(client: Client, clock: FakeCl
     now = await client.get("/v1/audit/keys", params={"as_of": clock.now().isoformat()}, headers=api)
     assert [k["name"] for k in then.json()["data"]] == ["before"]
     assert [k["name"] for k in now.json()["data"]] == ["after"]
+
+
+async def test_an_unknown_query_parameter_is_an_html_400_page(client: Client) -> None:
+    response = await client.get("/dashboard/signin", params={"next": "https://evil.example"})
+    assert response.status_code == 400
+    assert "unknown query parameter" in response.text
+    assert response.headers["content-type"].startswith("text/html")

@@ -23,12 +23,13 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from reservekit.domain.errors import DomainError, NotFound
+from reservekit.domain.errors import DomainError, InvalidInput, NotFound
 from reservekit.web.access import PUBLIC
 from reservekit.web.dashboard.auth_pages import AuthPages
 from reservekit.web.dashboard.keys_pages import KeysPages
 from reservekit.web.dashboard.pages import render
 from reservekit.web.dashboard.visit import SignInRequired, provide_visit
+from reservekit.web.problems import InvalidParameter
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -98,6 +99,8 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     if isinstance(exc, NotFound):
         return _not_found(request, exc)
+    if isinstance(exc, InvalidInput | InvalidParameter):  # e.g. an unknown query parameter
+        return render("error.html", status=400, title="Bad request", message=exc.message)
     return render("error.html", status=409, title="Not possible", message=exc.message)
 
 
