@@ -250,6 +250,8 @@ def test_webhooks_create_list_deliveries_and_delete(env: dict[str, str]) -> None
     gone = run(env, "webhooks", "deliveries", endpoint["id"])
     assert gone.returncode == 1
     assert "not found" in gone.stderr
+
+
 def test_members_add_lets_a_person_sign_in_when_sign_up_is_closed(env: dict[str, str]) -> None:
     created = run(env, "accounts", "create", "--name", "Closed Co", "--json")
     account_id = json.loads(created.stdout.splitlines()[-1])["account"]["id"]  # after any log lines
