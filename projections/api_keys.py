@@ -14,7 +14,14 @@ from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reservekit.clock import from_micros, to_micros
-from reservekit.domain.events import KeyCreated, KeyRevoked, KeyRotated, LeakReported, RecordedEvent
+from reservekit.domain.events import (
+    KeyCreated,
+    KeyRevoked,
+    KeyRotated,
+    KeyUpdated,
+    LeakReported,
+    RecordedEvent,
+)
 from reservekit.domain.keys import KeyState
 from reservekit.projecting.spec import Projection
 
@@ -91,6 +98,18 @@ async def apply(conn: AsyncConnection, tables: KeyTables, batch: Sequence[Record
                 update(keys)
                 .where(keys.c.key_id == event.key_id)
                 .values(rotated_to=event.new_key_id, expires_at_us=earliest, **moved)
+            )
+        elif isinstance(event, KeyUpdated):
+            await conn.execute(
+                update(keys)
+                .where(keys.c.key_id == event.key_id)
+                .values(
+                    name=event.name,
+                    domains=_json(event.domains),
+                    scopes=_json(event.scopes),
+                    expires_at_us=to_micros(event.expires_at) if event.expires_at else None,
+                    **moved,
+                )
             )
 
 

@@ -16,11 +16,13 @@ from reservekit.auth.authenticator import Authenticator
 from reservekit.auth.key_view import KeyView
 from reservekit.auth.key_view_follower import KeyViewChecker, KeyViewTailer
 from reservekit.background import PostgresListener, WakeUp
-from reservekit.clock import Clock, SystemClock
+from reservekit.clock import HOUR_US, MINUTE_US, Clock, SystemClock
 from reservekit.db import create_engine
 from reservekit.events.store import NOTIFY_CHANNEL, SqlEventStore
 from reservekit.keys.tokens import KeyHasher, load_or_create_pepper, parse_pepper
 from reservekit.lifecycle_log import log_lifecycle
+from reservekit.members.directory import SqlMemberDirectory
+from reservekit.members.passwords import Argon2Passwords
 from reservekit.metrics import Metrics
 from reservekit.migrate import upgrade_to_head_async
 from reservekit.projecting.runner import ProjectionRunner
@@ -127,6 +129,7 @@ class Runtime:
         self._background: list[
             KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter | Dispatcher
         ] = []
+        self.members: SqlMemberDirectory | None = None
         self.rate_limiter: RateLimiter | None = None
 
     @classmethod
@@ -146,6 +149,25 @@ class Runtime:
             key = key_view.get(key_hash) or await key_view.resolve(key_hash)
             return key.key_id if key is not None else None
 
+        members = SqlMemberDirectory(
+            engine,
+            clock,
+            idle_us=settings.session_idle_minutes * MINUTE_US,
+            lifetime_us=settings.session_max_hours * HOUR_US,
+        )
+        sign_in_limiter = build_rate_limiter(settings)
+
+        async def sign_in_gate(bucket: str) -> bool:
+            per_minute = (
+                settings.sign_in_attempts_per_ip_per_minute
+                if bucket.startswith("ip:")
+                else settings.sign_in_attempts_per_email_per_minute
+            )
+            decision = await sign_in_limiter.hit(
+                f"sign-in:{bucket}", limit=per_minute, period=60.0, now=clock.timestamp()
+            )
+            return decision.allowed
+
         runner = ProjectionRunner(
             engine,
             projections.build_all(settings),
@@ -161,6 +183,9 @@ class Runtime:
                 plans=settings.plans,
                 key_id_for_hash=key_id_for_hash,
                 flag_for=flag_lookup(engine),
+                members=members,
+                passwords=Argon2Passwords(),
+                sign_in_gate=sign_in_gate,
             ),
             read_models=runner,
         )
@@ -180,6 +205,7 @@ class Runtime:
             settings, engine, store, application, wakeup, key_view, runner, clock, authenticator, usage
         )
         runtime.rate_limiter = rate_limiter
+        runtime.members = members
         return runtime
 
     async def start(self, *, migrate: bool = False, background: bool = True) -> None:

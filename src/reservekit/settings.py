@@ -48,6 +48,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhooks_give_up_after_seconds: float = 3 * 86_400.0
     webhooks_failing_after_errors: int = 5
     webhooks_disable_after_seconds: float = 86_400.0
+    # The dashboard (docs/dashboard.md): who may sign up, how long sessions live, sign-in attempt limits.
+    signup_open: bool = True
+    secure_cookies: bool = False
+    session_idle_minutes: int = 60
+    session_max_hours: int = 12
+    sign_in_attempts_per_ip_per_minute: int = 20
+    sign_in_attempts_per_email_per_minute: int = 5
 
     @property
     def effective_database_url(self) -> str:
@@ -130,6 +137,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             fields["detectors"] = msgspec.json.decode(env["RESERVEKIT_DETECTORS"], type=DetectorThresholds)
         except msgspec.DecodeError as exc:
             raise SettingsError(f"RESERVEKIT_DETECTORS: {exc}") from None
+    if env.get("RESERVEKIT_SIGNUP"):
+        signup = env["RESERVEKIT_SIGNUP"].strip().lower()
+        if signup not in {"open", "closed"}:
+            raise SettingsError(
+                f"RESERVEKIT_SIGNUP: expected open or closed, got {env['RESERVEKIT_SIGNUP']!r}"
+            )
+        fields["signup_open"] = signup == "open"
+    if env.get("RESERVEKIT_SECURE_COOKIES"):
+        fields["secure_cookies"] = _parse_bool("RESERVEKIT_SECURE_COOKIES", env["RESERVEKIT_SECURE_COOKIES"])
     if env.get("RESERVEKIT_LOG_LEVEL"):
         fields["log_level"] = env["RESERVEKIT_LOG_LEVEL"].upper()
     if env.get("RESERVEKIT_WEBHOOKS_ALLOW_LOOPBACK"):
@@ -151,6 +167,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "RESERVEKIT_WEBHOOKS_GIVE_UP_AFTER_SECONDS": ("webhooks_give_up_after_seconds", float),
         "RESERVEKIT_WEBHOOKS_FAILING_AFTER_ERRORS": ("webhooks_failing_after_errors", int),
         "RESERVEKIT_WEBHOOKS_DISABLE_AFTER_SECONDS": ("webhooks_disable_after_seconds", float),
+        "RESERVEKIT_SESSION_IDLE_MINUTES": ("session_idle_minutes", int),
+        "RESERVEKIT_SESSION_MAX_HOURS": ("session_max_hours", int),
+        "RESERVEKIT_SIGN_IN_ATTEMPTS_PER_IP_PER_MINUTE": ("sign_in_attempts_per_ip_per_minute", int),
+        "RESERVEKIT_SIGN_IN_ATTEMPTS_PER_EMAIL_PER_MINUTE": ("sign_in_attempts_per_email_per_minute", int),
     }
     for var, (field, kind) in numeric.items():
         if env.get(var):

@@ -250,3 +250,64 @@ def test_webhooks_create_list_deliveries_and_delete(env: dict[str, str]) -> None
     gone = run(env, "webhooks", "deliveries", endpoint["id"])
     assert gone.returncode == 1
     assert "not found" in gone.stderr
+
+
+def test_members_add_lets_a_person_sign_in_when_sign_up_is_closed(env: dict[str, str]) -> None:
+    created = run(env, "accounts", "create", "--name", "Closed Co", "--json")
+    account_id = json.loads(created.stdout.splitlines()[-1])["account"]["id"]  # after any log lines
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reservekit.cli.main",
+            "members",
+            "add",
+            "--account",
+            account_id,
+            "--email",
+            "Ops@Example.com",
+            "--password-stdin",
+        ],
+        env={**env, "RESERVEKIT_SIGNUP": "closed"},
+        input="a long enough passphrase\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "ops@example.com" in added.stdout
+    short = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reservekit.cli.main",
+            "members",
+            "add",
+            "--account",
+            account_id,
+            "--email",
+            "two@example.com",
+            "--password-stdin",
+        ],
+        env=env,
+        input="short\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert short.returncode == 1
+    assert "at least 12 characters" in short.stderr
+    verified = run(env, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert "3 events" in verified.stdout  # account_opened, key_created, member_added; no password
+
+
+def test_serve_banner_names_the_dashboard() -> None:
+    from reservekit.cli.serve import dashboard_banner
+
+    assert dashboard_banner("http://127.0.0.1:8000", signup_open=True) == (
+        "Dashboard: http://127.0.0.1:8000/dashboard (sign up there to get a key)"
+    )
+    assert "members add" in dashboard_banner("http://127.0.0.1:8000", signup_open=False)

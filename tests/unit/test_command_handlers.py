@@ -16,6 +16,8 @@ from reservekit.events.memory import InMemoryEventStore
 from reservekit.keys.tokens import KeyHasher, generate_secret
 from reservekit.usecases.application import HANDLERS, Application
 from reservekit.usecases.commands import (
+    AddMember,
+    ChangePassword,
     ChangePlan,
     Command,
     CreateKey,
@@ -25,6 +27,10 @@ from reservekit.usecases.commands import (
     ResolveFlag,
     RevokeKey,
     RotateKey,
+    SignIn,
+    SignOut,
+    SignUp,
+    UpdateKey,
 )
 from reservekit.usecases.dependencies import HandlerDependencies
 from reservekit.usecases.ports import ConcurrencyConflict, FlagOwner
@@ -84,6 +90,8 @@ def world() -> World:
 
 def test_every_command_has_exactly_one_handler() -> None:
     commands = {OpenAccount, ChangePlan, CreateKey, RevokeKey, RotateKey, ReportLeak, ResolveFlag}
+    # The dashboard's (issue 11): key edits and members.
+    commands |= {UpdateKey, SignUp, AddMember, SignIn, SignOut, ChangePassword}
     assert set(HANDLERS) == commands
     assert all(issubclass(command, Command) for command in commands)
 

@@ -13,7 +13,7 @@ from reservekit.domain.keys import KeyState, evolve_key
 from reservekit.events.store import row_to_event
 from reservekit.events.tables import events
 
-_KEY_EVENTS = ("key_created", "key_revoked", "key_rotated", "leak_reported")
+_KEY_EVENTS = ("key_created", "key_revoked", "key_rotated", "key_updated", "leak_reported")
 
 
 async def keys_as_of(engine: AsyncEngine, moment: datetime, *, account_id: str | None) -> list[KeyState]:

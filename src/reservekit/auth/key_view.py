@@ -32,6 +32,7 @@ from reservekit.domain.events import (
     KeyCreated,
     KeyRevoked,
     KeyRotated,
+    KeyUpdated,
     LeakReported,
     RecordedEvent,
 )
@@ -280,6 +281,15 @@ class KeyView:
                         )
                     else:
                         entry.revoked = True
+                    entry.position = recorded.position
+            elif isinstance(event, KeyUpdated):
+                key_hash = self._hash_by_id.get(event.key_id)
+                entry = self._by_hash.get(key_hash) if key_hash else None
+                if entry is not None and recorded.position > entry.position:
+                    entry.scopes = frozenset(event.scopes)
+                    entry.domains = event.domains
+                    entry.expires_at = event.expires_at.timestamp() if event.expires_at else None
+                    entry.operator = "platform:admin" in entry.scopes
                     entry.position = recorded.position
 
     async def catch_up(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import shtab
 
 from reservekit import clock
-from reservekit.cli import accounts, audit, keys, projections, serve, webhooks
+from reservekit.cli import accounts, audit, keys, members, projections, serve, webhooks
 from reservekit.cli.context import describe_error
 from reservekit.logging import configure_logging, level_number
 from reservekit.settings import load_settings
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reservekit", description="ReserveKit key authority")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version('reservekit')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, accounts, keys, projections, audit, webhooks):
+    for module in (serve, accounts, members, keys, projections, audit, webhooks):
         module.register(commands, parse_instant)
     completion = commands.add_parser(
         "completion",

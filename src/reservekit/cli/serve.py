@@ -84,6 +84,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         upgrade_to_head(settings.effective_database_url)
     asyncio.run(_check_database(settings))
     print(f"ReserveKit key authority listening on {url_for(address, args.port)}", flush=True)
+    print(dashboard_banner(url_for(address, args.port), signup_open=settings.signup_open), flush=True)
     Granian(
         "reservekit.web.app:create_app_from_env",
         factory=True,
@@ -93,6 +94,12 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_enabled=False,
     ).serve()
     return 0
+
+
+def dashboard_banner(base_url: str, *, signup_open: bool) -> str:
+    """The second line a newcomer sees: where the dashboard is and how to get in."""
+    how = "sign up there to get a key" if signup_open else "sign-up is closed: `reservekit members add`"
+    return f"Dashboard: {base_url}/dashboard ({how})"
 
 
 async def _check_database(settings: Settings) -> None:

@@ -57,6 +57,44 @@ class LeakReported(_Event, frozen=True, kw_only=True, tag_field="type", tag="lea
     source: str | None = None
 
 
+class KeyUpdated(_Event, frozen=True, kw_only=True, tag_field="type", tag="key_updated"):
+    """The key's editable settings after the edit, in full (name, domains, scopes, expiry)."""
+
+    key_id: str
+    account_id: str
+    name: str | None = None
+    domains: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+
+
+class MemberAdded(_Event, frozen=True, kw_only=True, tag_field="type", tag="member_added"):
+    """A person who signs in to the dashboard. No password material: the hash lives in
+    ``member_credentials`` (see docs/dashboard.md), never in the append-only log."""
+
+    member_id: str
+    account_id: str
+    email: str
+    role: str = "owner"
+
+
+class MemberSignedIn(_Event, frozen=True, kw_only=True, tag_field="type", tag="member_signed_in"):
+    member_id: str
+    account_id: str
+
+
+class MemberSignedOut(_Event, frozen=True, kw_only=True, tag_field="type", tag="member_signed_out"):
+    member_id: str
+    account_id: str
+
+
+class MemberPasswordChanged(
+    _Event, frozen=True, kw_only=True, tag_field="type", tag="member_password_changed"
+):
+    member_id: str
+    account_id: str
+
+
 class FlagResolved(_Event, frozen=True, kw_only=True, tag_field="type", tag="flag_resolved"):
     flag_id: str
     account_id: str
@@ -131,6 +169,11 @@ Event = (
     | WebhookEndpointSecretRolled
     | WebhookEndpointDisabled
     | WebhookEndpointDeleted
+    | KeyUpdated
+    | MemberAdded
+    | MemberSignedIn
+    | MemberSignedOut
+    | MemberPasswordChanged
 )
 
 EVENT_TYPES: frozenset[str] = frozenset(
@@ -148,6 +191,11 @@ EVENT_TYPES: frozenset[str] = frozenset(
         WebhookEndpointSecretRolled,
         WebhookEndpointDisabled,
         WebhookEndpointDeleted,
+        KeyUpdated,
+        MemberAdded,
+        MemberSignedIn,
+        MemberSignedOut,
+        MemberPasswordChanged,
     )
 )
 
@@ -164,6 +212,7 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     client_ip: str | None = None
     user_agent: str | None = None
     source: str = "api"
+    actor_member_id: str | None = None
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,7 +12,15 @@ from reservekit.clock import in_utc
 from reservekit.domain.accounts import AccountState, validate_name
 from reservekit.domain.domains import normalise_domains
 from reservekit.domain.errors import Conflict, InvalidInput
-from reservekit.domain.events import Event, KeyCreated, KeyRevoked, KeyRotated, LeakReported, RecordedEvent
+from reservekit.domain.events import (
+    Event,
+    KeyCreated,
+    KeyRevoked,
+    KeyRotated,
+    KeyUpdated,
+    LeakReported,
+    RecordedEvent,
+)
 from reservekit.domain.scopes import check_grantable, resolve_scopes
 
 MAX_GRACE_SECONDS = 604_800
@@ -78,6 +86,15 @@ def evolve_key(state: KeyState | None, recorded: RecordedEvent) -> KeyState | No
             event.grace_ends_at if state.expires_at is None else min(state.expires_at, event.grace_ends_at)
         )
         return msgspec.structs.replace(state, rotated_to=event.new_key_id, expires_at=expires, **moved)
+    if isinstance(event, KeyUpdated):
+        return msgspec.structs.replace(
+            state,
+            name=event.name,
+            domains=event.domains,
+            scopes=event.scopes,
+            expires_at=event.expires_at,
+            **moved,
+        )
     return state
 
 
@@ -179,3 +196,48 @@ def decide_rotate(
         rotated_from=state.key_id,
     )
     return [rotated], [created]
+
+
+def decide_update(
+    state: KeyState,
+    account: AccountState,
+    *,
+    name: str | None,
+    domains: Iterable[str] | None,
+    scopes: Iterable[str] | None,
+    expires_at: datetime | None,
+    now: datetime,
+    grantable: frozenset[str] | None = None,
+) -> list[Event]:
+    """Replace a live key's name, domains, scopes and expiry (validated exactly as at creation).
+
+    A key that is revoked, expired or rotated out keeps its settings: editing it would change nothing
+    it can do. An edit that changes nothing writes nothing.
+    """
+    status = state.status(now)
+    if status != "active" or state.rotated_to is not None:
+        raise Conflict(
+            f"key {state.key_id} is {'rotating' if status == 'active' else status}; it cannot be edited"
+        )
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            raise InvalidInput("expires_at must include a timezone offset", field="expires_at")
+        if expires_at <= now:
+            raise InvalidInput("expires_at must be in the future", field="expires_at")
+    resolved = resolve_scopes(scopes, operator=account.operator)
+    check_grantable(resolved, grantable)
+    updated = KeyUpdated(
+        key_id=state.key_id,
+        account_id=state.account_id,
+        name=validate_name(name, required=False),
+        domains=normalise_domains(domains),
+        scopes=resolved,
+        expires_at=expires_at,
+    )
+    unchanged = (updated.name, updated.domains, updated.scopes, updated.expires_at) == (
+        state.name,
+        state.domains,
+        state.scopes,
+        state.expires_at,
+    )
+    return [] if unchanged else [updated]

@@ -16,8 +16,11 @@ from typing import Any, TypeVar, cast
 from reservekit.domain.accounts import AccountState
 from reservekit.domain.events import Metadata
 from reservekit.domain.keys import KeyState
+from reservekit.domain.members import MemberState
 from reservekit.usecases.accounts import handle_change_plan, handle_open_account, load_account
 from reservekit.usecases.commands import (
+    AddMember,
+    ChangePassword,
     ChangePlan,
     Command,
     CreateKey,
@@ -26,11 +29,29 @@ from reservekit.usecases.commands import (
     ResolveFlag,
     RevokeKey,
     RotateKey,
+    SignIn,
+    SignOut,
+    SignUp,
+    UpdateKey,
 )
 from reservekit.usecases.dependencies import Handled, HandlerDependencies
 from reservekit.usecases.flags import handle_resolve_flag
-from reservekit.usecases.keys import handle_create_key, handle_revoke_key, handle_rotate_key, load_key
+from reservekit.usecases.keys import (
+    handle_create_key,
+    handle_revoke_key,
+    handle_rotate_key,
+    handle_update_key,
+    load_key,
+)
 from reservekit.usecases.leaks import handle_report_leak
+from reservekit.usecases.members import (
+    handle_add_member,
+    handle_change_password,
+    handle_sign_in,
+    handle_sign_out,
+    handle_sign_up,
+    load_member,
+)
 from reservekit.usecases.ports import ReadModels
 
 R = TypeVar("R")
@@ -44,6 +65,12 @@ HANDLERS: dict[type[Command[Any]], Handler] = {
     RotateKey: handle_rotate_key,
     ReportLeak: handle_report_leak,
     ResolveFlag: handle_resolve_flag,
+    UpdateKey: handle_update_key,
+    SignUp: handle_sign_up,
+    AddMember: handle_add_member,
+    SignIn: handle_sign_in,
+    SignOut: handle_sign_out,
+    ChangePassword: handle_change_password,
 }
 
 
@@ -75,3 +102,7 @@ class Application:
     async def key(self, key_id: str, *, account_id: str | None) -> KeyState:
         """A key folded from its stream; another account's key is reported like a missing one."""
         return await load_key(self.deps.store, account_id=account_id, key_id=key_id)
+
+    async def member(self, member_id: str) -> MemberState:
+        """A member folded from its stream."""
+        return await load_member(self.deps, member_id)

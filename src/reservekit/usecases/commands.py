@@ -15,6 +15,7 @@ import msgspec
 
 from reservekit.domain.accounts import AccountState
 from reservekit.domain.keys import KeyState
+from reservekit.domain.members import MemberState
 
 R = TypeVar("R")
 
@@ -92,3 +93,77 @@ class ResolveFlag(Command[None], frozen=True, kw_only=True):
     account_id: str | None
     resolution: str
     note: str | None = None
+
+
+class UpdateKey(Command[KeyState], frozen=True, kw_only=True):
+    """Replace a key's name, domains, scopes and expiry. ``grantable`` as for ``CreateKey``."""
+
+    account_id: str | None
+    key_id: str
+    name: str | None = None
+    domains: Sequence[str] | None = None
+    scopes: Sequence[str] | None = None
+    expires_at: datetime | None = None
+    grantable: frozenset[str] | None = None
+
+
+class SignedUp(msgspec.Struct, frozen=True):
+    account: AccountState
+    member: MemberState
+
+
+class SignedIn(msgspec.Struct, frozen=True):
+    """``session_token`` goes into the cookie and nowhere else; the server keeps only its hash."""
+
+    member: MemberState
+    session_token: str
+
+
+class SignUp(Command[SignedUp], frozen=True, kw_only=True):
+    """Open a ``free`` account with this person as its owner (the dashboard's sign-up form)."""
+
+    email: str
+    password: str = msgspec.field(default="")
+
+    def __repr__(self) -> str:  # never print the password in a log or a traceback
+        return f"SignUp(email={self.email!r})"
+
+
+class AddMember(Command[MemberState], frozen=True, kw_only=True):
+    """An operator adds a member to an existing account (the CLI; the way in when sign-up is closed)."""
+
+    account_id: str
+    email: str
+    password: str = msgspec.field(default="")
+
+    def __repr__(self) -> str:
+        return f"AddMember(account_id={self.account_id!r}, email={self.email!r})"
+
+
+class SignIn(Command[SignedIn], frozen=True, kw_only=True):
+    email: str
+    password: str = msgspec.field(default="")
+
+    def __repr__(self) -> str:
+        return f"SignIn(email={self.email!r})"
+
+
+class SignOut(Command[None], frozen=True, kw_only=True):
+    member_id: str
+    account_id: str
+    session_token: str
+
+    def __repr__(self) -> str:
+        return f"SignOut(member_id={self.member_id!r})"
+
+
+class ChangePassword(Command[str], frozen=True, kw_only=True):
+    """Ends every session of the member; returns a fresh session token for the one who changed it."""
+
+    member_id: str
+    email: str
+    current_password: str
+    new_password: str
+
+    def __repr__(self) -> str:
+        return f"ChangePassword(member_id={self.member_id!r})"

@@ -15,13 +15,25 @@ from reservekit.domain.errors import NotFound
 from reservekit.domain.keys import KeyMaterial
 from reservekit.ids import new_id
 from reservekit.keys.tokens import KeyHasher, display_prefix, generate_secret, last4
-from reservekit.usecases.ports import EventStore, FlagLookup, FlagOwner, KeyIdLookup
+from reservekit.usecases.ports import (
+    AttemptGate,
+    EventStore,
+    FlagLookup,
+    FlagOwner,
+    KeyIdLookup,
+    MemberDirectory,
+    Passwords,
+)
 
 R = TypeVar("R")
 
 
 async def _no_keys(_key_hash: str) -> str | None:
     return None
+
+
+async def _always_allowed(_bucket: str) -> bool:
+    return True
 
 
 async def _no_flags(flag_id: str, _account_id: str | None) -> FlagOwner:
@@ -36,6 +48,10 @@ class HandlerDependencies:
     plans: Mapping[str, int] = field(default_factory=dict)
     key_id_for_hash: KeyIdLookup = _no_keys
     flag_for: FlagLookup = _no_flags
+    # The dashboard's members (None where no entry point signs people in, e.g. unit tests of keys).
+    members: MemberDirectory | None = None
+    passwords: Passwords | None = None
+    sign_in_gate: AttemptGate = _always_allowed
 
     def new_key_material(self) -> tuple[str, KeyMaterial]:
         """A fresh secret and what the domain may know of it (id, hash, prefix, last four)."""

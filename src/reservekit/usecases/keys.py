@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from reservekit.domain.errors import ConcurrentChange, NotFound
 from reservekit.domain.events import Metadata
-from reservekit.domain.keys import KeyState, decide_create_key, decide_revoke, decide_rotate, fold_key
+from reservekit.domain.keys import (
+    KeyState,
+    decide_create_key,
+    decide_revoke,
+    decide_rotate,
+    decide_update,
+    fold_key,
+)
 from reservekit.usecases.accounts import load_account
-from reservekit.usecases.commands import CreateKey, IssuedKey, RevokeKey, RotatedKey, RotateKey
+from reservekit.usecases.commands import CreateKey, IssuedKey, RevokeKey, RotatedKey, RotateKey, UpdateKey
 from reservekit.usecases.dependencies import Handled, HandlerDependencies
 from reservekit.usecases.ports import ConcurrencyConflict, EventStore, StreamWrite
 
@@ -85,3 +92,30 @@ async def handle_rotate_key(
     assert old is not None
     assert new is not None
     return Handled(RotatedKey(old, IssuedKey(new, secret)), recorded[-1].position)
+
+
+async def handle_update_key(
+    command: UpdateKey, deps: HandlerDependencies, metadata: Metadata
+) -> Handled[KeyState]:
+    """An edit that changes nothing writes nothing and answers with the key as it is."""
+    state = await load_key(deps.store, account_id=command.account_id, key_id=command.key_id)
+    account = await load_account(deps.store, state.account_id)
+    events = decide_update(
+        state,
+        account,
+        name=command.name,
+        domains=command.domains,
+        scopes=command.scopes,
+        expires_at=command.expires_at,
+        now=deps.clock.now(),
+        grantable=command.grantable,
+    )
+    if not events:
+        return Handled(state)
+    try:
+        recorded = await deps.store.append([StreamWrite(command.key_id, state.version, events)], metadata)
+    except ConcurrencyConflict:
+        raise _changed_concurrently(command.key_id) from None
+    updated = fold_key(await deps.store.read_stream(command.key_id))
+    assert updated is not None
+    return Handled(updated, recorded[-1].position)

@@ -74,3 +74,48 @@ class FlagOwner(msgspec.Struct, frozen=True):
 
 FlagLookup = Callable[[str, str | None], Awaitable[FlagOwner]]
 """The flag with this id as seen by this account (None: every account); raises ``FlagNotFound``."""
+
+
+class Credential(msgspec.Struct, frozen=True):
+    member_id: str
+    account_id: str
+    password_hash: str
+
+
+class MemberDirectory(Protocol):
+    """Where members' password hashes and sessions live: plain rows beside the log, never in it.
+
+    Filled by ``reservekit.members`` (SQL tables ``member_credentials`` and ``dashboard_sessions``).
+    """
+
+    async def claim_email(self, email: str, credential: Credential) -> bool:
+        """Store the credential unless the email is taken (False); atomic across replicas."""
+        ...
+
+    async def release_email(self, email: str) -> None: ...
+
+    async def credential(self, email: str) -> Credential | None: ...
+
+    async def set_password_hash(self, member_id: str, password_hash: str) -> None: ...
+
+    async def open_session(self, member_id: str, account_id: str) -> str:
+        """A new session; returns its opaque token (only its hash is stored)."""
+        ...
+
+    async def close_session(self, token: str) -> None: ...
+
+    async def close_all_sessions(self, member_id: str) -> None: ...
+
+
+class Passwords(Protocol):
+    """Argon2id in production (``reservekit.members.passwords``)."""
+
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """``None`` (unknown email) costs the same as a wrong password, and is always False."""
+        ...
+
+
+AttemptGate = Callable[[str], Awaitable[bool]]
+"""Consume one sign-in attempt from a bucket (``ip:…`` or ``email:…``); False when over the limit."""

@@ -12,13 +12,15 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
 from reservekit import __version__
 from reservekit.auth.verification import KeyAuthority
 from reservekit.clock import Clock
 from reservekit.logging import configure_logging
-from reservekit.runtime import Runtime
+from reservekit.runtime import Runtime, load_pepper
 from reservekit.settings import Settings, load_settings
 from reservekit.web.access import PUBLIC
 from reservekit.web.accounts import AccountsController
@@ -27,6 +29,8 @@ from reservekit.web.audit import AuditController
 from reservekit.web.audit_flags import AuditFlagsController
 from reservekit.web.bench import bench_router
 from reservekit.web.cors import CorsMiddleware
+from reservekit.web.dashboard.router import TEMPLATES, dashboard_router
+from reservekit.web.dashboard.visit import DashboardServices
 from reservekit.web.deps import WebServices, provide_call
 from reservekit.web.health import HealthController, Operations
 from reservekit.web.idempotency import IdempotencyMiddleware
@@ -82,6 +86,7 @@ def create_app(
         leaks_router(),
         verify_key,
         key_changes,
+        dashboard_router(load_pepper(settings), secure_cookies=settings.secure_cookies),
     ]
     if settings.bench_unauthenticated_account:
         handlers.append(bench_router(settings.bench_unauthenticated_account))
@@ -107,6 +112,7 @@ def create_app(
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=check_request,
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         request_class=GuardedRequest,
@@ -138,6 +144,15 @@ def create_app(
     app.state.key_authority = key_authority
     app.state.services = services
     app.state.webhooks = runtime.webhooks
+    assert runtime.members is not None
+    app.state.dashboard = DashboardServices(
+        application=runtime.application,
+        engine=runtime.engine,
+        clock=runtime.clock,
+        directory=runtime.members,
+        signup_open=settings.signup_open,
+        secure_cookies=settings.secure_cookies,
+    )
     return app
 
 

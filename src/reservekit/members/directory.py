@@ -1,0 +1,168 @@
+"""``member_credentials`` and ``dashboard_sessions``: the ``MemberDirectory`` port on SQL.
+
+Why not in the log: the log is append-only and hash-chained, so a password hash written there could
+never be replaced or erased, and every audit export would carry it. The log records that a member was
+added, signed in, signed out or changed their password; the secrets stay here, replaceable.
+
+Sessions: a 256-bit random token goes to the browser; only its SHA-256 is stored, so a copy of this table
+opens no session. A session ends when it is idle longer than the idle timeout, older than the absolute
+lifetime, signed out, or when its member changes their password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import msgspec
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reservekit.clock import MINUTE_US, Clock, to_micros
+from reservekit.db import read_transaction, write_transaction
+from reservekit.usecases.ports import Credential
+
+metadata = MetaData()
+member_credentials = Table(
+    "member_credentials",
+    metadata,
+    Column("member_id", String(64), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("changed_at_us", BigInteger, nullable=False),
+)
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("member_id", String(64), nullable=False, index=True),
+    Column("account_id", String(64), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("last_seen_at_us", BigInteger, nullable=False),
+)
+dashboard_spent_forms = Table(
+    "dashboard_spent_forms",
+    metadata,
+    Column("form_id", String(64), primary_key=True),
+    Column("spent_at_us", BigInteger, nullable=False),
+)
+
+# A session's last-seen time is written at most once a minute: reading a page should not always write.
+_TOUCH_EVERY_US = MINUTE_US
+
+
+class ActiveSession(msgspec.Struct, frozen=True):
+    member_id: str
+    account_id: str
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SqlMemberDirectory:
+    def __init__(self, engine: AsyncEngine, clock: Clock, *, idle_us: int, lifetime_us: int) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._idle_us = idle_us
+        self._lifetime_us = lifetime_us
+
+    def _now(self) -> int:
+        return to_micros(self._clock.now())
+
+    async def claim_email(self, email: str, credential: Credential) -> bool:
+        try:
+            async with write_transaction(self._engine) as conn:
+                await conn.execute(
+                    insert(member_credentials).values(
+                        member_id=credential.member_id,
+                        account_id=credential.account_id,
+                        email=email,
+                        password_hash=credential.password_hash,
+                        changed_at_us=self._now(),
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def release_email(self, email: str) -> None:
+        async with write_transaction(self._engine) as conn:
+            await conn.execute(delete(member_credentials).where(member_credentials.c.email == email))
+
+    async def credential(self, email: str) -> Credential | None:
+        c = member_credentials.c
+        async with read_transaction(self._engine) as conn:
+            row = (
+                await conn.execute(select(c.member_id, c.account_id, c.password_hash).where(c.email == email))
+            ).first()
+        return Credential(row.member_id, row.account_id, row.password_hash) if row else None
+
+    async def set_password_hash(self, member_id: str, password_hash: str) -> None:
+        c = member_credentials.c
+        async with write_transaction(self._engine) as conn:
+            await conn.execute(
+                update(member_credentials)
+                .where(c.member_id == member_id)
+                .values(password_hash=password_hash, changed_at_us=self._now())
+            )
+
+    async def open_session(self, member_id: str, account_id: str) -> str:
+        token = secrets.token_urlsafe(32)
+        now = self._now()
+        async with write_transaction(self._engine) as conn:
+            await conn.execute(
+                insert(dashboard_sessions).values(
+                    token_hash=token_hash(token),
+                    member_id=member_id,
+                    account_id=account_id,
+                    created_at_us=now,
+                    last_seen_at_us=now,
+                )
+            )
+        return token
+
+    async def close_session(self, token: str) -> None:
+        async with write_transaction(self._engine) as conn:
+            await conn.execute(
+                delete(dashboard_sessions).where(dashboard_sessions.c.token_hash == token_hash(token))
+            )
+
+    async def close_all_sessions(self, member_id: str) -> None:
+        async with write_transaction(self._engine) as conn:
+            await conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.member_id == member_id))
+
+    async def session(self, token: str) -> ActiveSession | None:
+        """The live session for this cookie value, or None (an expired one is deleted on sight)."""
+        if not token or len(token) > 128:
+            return None
+        c = dashboard_sessions.c
+        hashed = token_hash(token)
+        now = self._now()
+        async with read_transaction(self._engine) as conn:
+            row = (await conn.execute(select(dashboard_sessions).where(c.token_hash == hashed))).first()
+        if row is None:
+            return None
+        expired = now - row.last_seen_at_us > self._idle_us or now - row.created_at_us > self._lifetime_us
+        if expired or now - row.last_seen_at_us >= _TOUCH_EVERY_US:
+            async with write_transaction(self._engine) as conn:
+                if expired:
+                    await conn.execute(delete(dashboard_sessions).where(c.token_hash == hashed))
+                else:
+                    await conn.execute(
+                        update(dashboard_sessions).where(c.token_hash == hashed).values(last_seen_at_us=now)
+                    )
+        return None if expired else ActiveSession(row.member_id, row.account_id)
+
+    async def spend_form(self, form_id: str) -> bool:
+        """True the first time a one-shot form (generate, rotate) is submitted; False on a replay."""
+        try:
+            async with write_transaction(self._engine) as conn:
+                await conn.execute(
+                    insert(dashboard_spent_forms).values(form_id=form_id, spent_at_us=self._now())
+                )
+        except IntegrityError:
+            return False
+        return True

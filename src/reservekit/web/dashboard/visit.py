@@ -1,0 +1,93 @@
+"""The one dependency every dashboard page takes: ``visit: NamedDependency[Visit]``.
+
+Like ``ApiCall`` for the API: the application service (every write), an engine for read-only queries,
+the clock, and who is visiting — a member resolved from the session cookie, or nobody. Events written
+from here carry the member as actor and ``source: "dashboard"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+from litestar.exceptions import NotAuthorizedException
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reservekit.clock import Clock
+from reservekit.domain.events import Metadata
+from reservekit.members.directory import ActiveSession, SqlMemberDirectory
+from reservekit.usecases.application import Application
+from reservekit.web.deps import MAX_USER_AGENT_CHARS
+
+
+@dataclass(frozen=True)
+class DashboardServices:
+    """Built once by ``create_app``."""
+
+    application: Application
+    engine: AsyncEngine
+    clock: Clock
+    directory: SqlMemberDirectory
+    signup_open: bool
+    secure_cookies: bool
+
+    @property
+    def session_cookie(self) -> str:
+        # The __Host- prefix makes the browser refuse the cookie unless it is Secure, host-only and Path=/.
+        return "__Host-rk_session" if self.secure_cookies else "rk_session"
+
+
+class SignInRequired(NotAuthorizedException):
+    """No live session: the page handler's exception handler redirects to the sign-in page."""
+
+
+class Visit:
+    __slots__ = ("_request", "_session", "services")
+
+    def __init__(self, services: DashboardServices, request: Request[Any, Any, Any]) -> None:
+        self.services = services
+        self._request = request
+        self._session: ActiveSession | None = None
+
+    @property
+    def application(self) -> Application:
+        return self.services.application
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.services.engine
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
+
+    @property
+    def session_token(self) -> str:
+        return self._request.cookies.get(self.services.session_cookie, "")
+
+    async def member(self) -> ActiveSession | None:
+        if self._session is None and self.session_token:
+            self._session = await self.services.directory.session(self.session_token)
+        return self._session
+
+    async def require_member(self) -> ActiveSession:
+        session = await self.member()
+        if session is None:
+            raise SignInRequired()
+        return session
+
+    def metadata(self, session: ActiveSession | None) -> Metadata:
+        state = self._request.scope.get("state", {})
+        return Metadata(
+            actor_account_id=session.account_id if session else None,
+            actor_member_id=session.member_id if session else None,
+            request_id=state.get("request_id"),
+            client_ip=state.get("client_ip"),
+            user_agent=(state.get("user_agent") or "")[:MAX_USER_AGENT_CHARS] or None,
+            source="dashboard",
+        )
+
+
+def provide_visit(request: Request[Any, Any, Any]) -> Visit:
+    return Visit(request.app.state.dashboard, request)
