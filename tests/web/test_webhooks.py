@@ -415,3 +415,19 @@ async def test_only_a_small_prefix_of_a_response_body_is_read(
     [attempt, *_] = page["data"][0]["attempt_log"]
     assert attempt["outcome"] == "succeeded"  # not a timeout: reading stopped after the first bytes
     assert attempt["latency_ms"] < 500
+
+
+async def test_a_key_edited_over_the_api_is_delivered_as_key_updated(
+    client: Client, acme: Caller, receiver: Receiver
+) -> None:
+    endpoint = await subscribe(client, acme, receiver.url, ["key.updated"])
+    edited = await create_key(client, acme, name="before")
+    response = await client.patch(
+        f"/v1/api-keys/{edited.key_id}", json={"name": "after"}, headers=acme.headers
+    )
+    assert response.status_code == 200, response.text
+    [request] = await receiver.wait_for(1)
+    body = verified(str(endpoint["secret"]), request)
+    assert body["type"] == "key.updated"
+    assert body["data"]["name"] == "after"  # type: ignore[index]
+    assert "key_hash" not in request.body.decode()

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
@@ -14,7 +14,7 @@ from projections import api_keys, key_usage
 from reservekit.db import read_transaction
 from reservekit.domain.keys import MAX_GRACE_SECONDS
 from reservekit.schemas import KeyOut, KeyWithSecret, key_out, key_with_secret
-from reservekit.usecases.commands import CreateKey, RevokeKey, RotateKey
+from reservekit.usecases.commands import CreateKey, RevokeKey, RotateKey, UpdateKey
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
 from reservekit.web.pagination import Page
@@ -27,6 +27,15 @@ class CreateKeyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     domains: Annotated[list[str], msgspec.Meta(max_length=50)] | None = None
     scopes: Annotated[list[str], msgspec.Meta(max_length=20)] | None = None
     expires_at: datetime | None = None
+
+
+class UpdateKeyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Only the fields sent change; ``"expires_at": null`` removes the expiry."""
+
+    name: Annotated[str, msgspec.Meta(max_length=200)] | msgspec.UnsetType | None = msgspec.UNSET
+    domains: Annotated[list[str], msgspec.Meta(max_length=50)] | msgspec.UnsetType = msgspec.UNSET
+    scopes: Annotated[list[str], msgspec.Meta(max_length=20)] | msgspec.UnsetType = msgspec.UNSET
+    expires_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class RevokeBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -76,6 +85,27 @@ class ApiKeysController(Controller):
         async with read_transaction(call.engine) as conn:
             used = await key_usage.last_used_at(conn, [state.key_id])
         return key_out(state, now=call.clock.now(), last_used_at=used.get(state.key_id))
+
+    @patch(
+        "/{key_id:str}",
+        opt=requires("keys:write"),
+        summary="Change a key's name, domains, scopes or expiry; holds on every replica like a revocation",
+    )
+    async def update(
+        self, key_id: FromPath[str], data: JSONBody[UpdateKeyBody], call: NamedDependency[ApiCall]
+    ) -> KeyOut:
+        current = await call.application.key(key_id, account_id=call.caller.account_id)
+        command = UpdateKey(
+            account_id=call.caller.account_id,
+            key_id=key_id,
+            name=current.name if data.name is msgspec.UNSET else data.name,
+            domains=list(current.domains) if data.domains is msgspec.UNSET else data.domains,
+            scopes=list(current.scopes) if data.scopes is msgspec.UNSET else data.scopes,
+            expires_at=current.expires_at if data.expires_at is msgspec.UNSET else data.expires_at,
+            grantable=call.caller.scopes,
+        )
+        state = await call.application.execute(command, call.metadata)
+        return key_out(state, now=call.clock.now())
 
     @post("/{key_id:str}/revoke", opt=requires("keys:write"), status_code=200, summary="Revoke a key at once")
     async def revoke(

@@ -19,6 +19,7 @@ from reservekit.domain.events import (
     KeyCreated,
     KeyRevoked,
     KeyRotated,
+    KeyUpdated,
     LeakReported,
     RecordedEvent,
     WebhookEndpointDisabled,
@@ -98,6 +99,17 @@ def messages_for(recorded: RecordedEvent) -> list[OutboxMessage]:
             "reason": event.reason,
         }
         return [_message(recorded, "key.revoked", event.account_id, data)]
+    if isinstance(event, KeyUpdated):
+        data = {
+            "object": "api_key",
+            "id": event.key_id,
+            "account_id": event.account_id,
+            "name": event.name,
+            "scopes": list(event.scopes),
+            "domains": list(event.domains),
+            "expires_at": iso(event.expires_at) if event.expires_at else None,
+        }
+        return [_message(recorded, "key.updated", event.account_id, data)]
     if isinstance(event, KeyRotated):
         data = {
             "object": "api_key",
