@@ -52,5 +52,5 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
         raise ValidationException(
             detail="Invalid request body", extra=[{"message": str(exc), "source": "body"}]
         ) from None
-    except msgspec.DecodeError:
-        return  # not JSON at all: Litestar's own decoding answers that, as before
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return  # not JSON (or not UTF-8) at all: the body guard's own decoding answers that, as before
