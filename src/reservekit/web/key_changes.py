@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,10 +43,26 @@ MAX_STREAM_SECONDS = 10.0
 _encoder = msgspec.json.Encoder()
 
 
+@dataclass
+class _JsonOrEventStream(Operation):
+    """The 200 answer is JSON (``Accept: application/json``) or, by default, an SSE stream: document both."""
+
+    def __post_init__(self) -> None:
+        ok = self.responses.get("200") if self.responses else None
+        if isinstance(ok, OpenAPIResponse):
+            ok.content = {
+                **(ok.content or {}),
+                "text/event-stream": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, description="Server-Sent Events; see the summary")
+                ),
+            }
+
+
 @get(
     "/v1/keys/changes",
     opt=requires(KEYS_VERIFY),
     tags=["keys"],
+    operation_class=_JsonOrEventStream,
     summary="Key and plan changes by log position (SSE, or JSON long-poll with Accept: application/json)",
 )
 async def key_changes(
