@@ -53,7 +53,16 @@ class _JsonOrEventStream(Operation):
             ok.content = {
                 **(ok.content or {}),
                 "text/event-stream": OpenAPIMediaType(
-                    schema=Schema(type=OpenAPIType.STRING, description="Server-Sent Events; see the summary")
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        description="One Server-Sent Event: id = log position, event = type, data = JSON",
+                        properties={
+                            "id": Schema(type=OpenAPIType.STRING),
+                            "event": Schema(type=OpenAPIType.STRING),
+                            "data": Schema(type=OpenAPIType.STRING),
+                            "retry": Schema(type=OpenAPIType.INTEGER),
+                        },
+                    )
                 ),
             }
 
