@@ -22,10 +22,27 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 REDACTED = "[REDACTED]"
 REDACTED_KEY = "sk_rsv_[REDACTED]"
-# Any length: truncated, mistyped and display-prefix forms of a key are hidden too.
-_KEY_RE = re.compile(r"sk_rsv_[0-9A-Za-z]+")
-_KEY_BYTES_RE = re.compile(rb"sk_rsv_[0-9A-Za-z]+")
+REDACTED_WEBHOOK_SECRET = "whsec_[REDACTED]"  # noqa: S105 - the replacement text, not a secret
+# Any length: truncated, mistyped and display-prefix forms of a key are hidden too; webhook signing
+# secrets (``whsec_`` + base64) likewise.
+_KEY_RE = re.compile(r"sk_rsv_[0-9A-Za-z]+|whsec_[0-9A-Za-z+/=]+")
+_KEY_BYTES_RE = re.compile(rb"sk_rsv_[0-9A-Za-z]+|whsec_[0-9A-Za-z+/=]+")
 _KEY_MARK = "sk_rsv_"
+_WEBHOOK_MARK = "whsec_"
+
+
+def _replacement(match: re.Match[str]) -> str:
+    return REDACTED_KEY if match.group().startswith(_KEY_MARK) else REDACTED_WEBHOOK_SECRET
+
+
+def _replacement_bytes(match: re.Match[bytes]) -> bytes:
+    return (REDACTED_KEY if match.group().startswith(b"sk_rsv_") else REDACTED_WEBHOOK_SECRET).encode()
+
+
+def _has_mark(text: str) -> bool:
+    return _KEY_MARK in text or _WEBHOOK_MARK in text
+
+
 _SENSITIVE_NAME = re.compile(r"authorization|secret|pepper|password|token", re.IGNORECASE)
 # Values whose text is fixed by their type: they cannot carry a key, so they pass untouched.
 _ATOMIC: tuple[type, ...] = (
@@ -50,7 +67,7 @@ def _scrub_key(key: Any) -> Any:
     if isinstance(key, (str, *_ATOMIC)):
         return _scrub(key, 0)
     text = repr(key)
-    return _scrub(text, 0) if _KEY_MARK in text else key
+    return _scrub(text, 0) if _has_mark(text) else key
 
 
 def _scrub_dict(value: dict[Any, Any], depth: int) -> dict[Any, Any]:
@@ -60,7 +77,7 @@ def _scrub_dict(value: dict[Any, Any], depth: int) -> dict[Any, Any]:
 def _scrub(value: Any, depth: int) -> Any:
     """Return ``value`` with every key-shaped substring replaced, recursing into containers."""
     if isinstance(value, str):
-        return _KEY_RE.sub(REDACTED_KEY, value) if _KEY_MARK in value else value
+        return _KEY_RE.sub(_replacement, value) if _has_mark(value) else value
     if isinstance(value, _ATOMIC):
         return value
     if depth >= _MAX_DEPTH:
@@ -71,7 +88,7 @@ def _scrub(value: Any, depth: int) -> Any:
         items = [_scrub(item, depth + 1) for item in value]
         return tuple(items) if isinstance(value, tuple) else items
     if isinstance(value, bytes | bytearray | memoryview):
-        return _KEY_BYTES_RE.sub(REDACTED_KEY.encode(), bytes(value))
+        return _KEY_BYTES_RE.sub(_replacement_bytes, bytes(value))
     # Anything else (dataclasses, Structs, exceptions, custom objects) is redacted in the form the
     # renderer would emit: its fields as builtins, or its repr.
     try:
@@ -85,7 +102,7 @@ def _scrub(value: Any, depth: int) -> Any:
 
 
 def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Processor: hide every ``sk_rsv_…`` string and every secret-named field before rendering.
+    """Processor: hide every ``sk_rsv_…`` / ``whsec_…`` string and every secret-named field.
 
     Must run after exception formatting; a raw ``exc_info`` still present (e.g. under
     ``capture_logs``) is formatted here so the traceback text is redacted as well.

@@ -158,3 +158,15 @@ def test_level_filtering_and_bad_level(capsys: pytest.CaptureFixture[str]) -> No
     assert capsys.readouterr().out == ""
     with pytest.raises(ValueError, match="unknown log level"):
         configure_logging(level="LOUD")
+
+
+def test_webhook_signing_secrets_are_hidden_in_log_lines() -> None:
+    from reservekit.webhooks.secrets import generate_signing_secret
+
+    secret = generate_signing_secret()
+    log = structlog.get_logger()
+    with capture_logs(processors=REDACTION_PROCESSORS) as logs:
+        log.warning(f"receiver said {secret}", nested={"list": [secret]}, raw=secret.encode())
+    text = json.dumps(logs, default=repr)
+    assert "whsec_[REDACTED]" in text
+    assert secret[6:] not in text

@@ -6,6 +6,7 @@ unit tests; a failure prints the smallest input that breaks it.
 
 from __future__ import annotations
 
+import json
 import string
 
 import pytest
@@ -179,3 +180,14 @@ def test_never_more_than_limit_plus_refill_in_any_run(
 def test_bad_flag_cursors_found_by_the_properties(cursor: str) -> None:
     with pytest.raises(DomainError):
         flag_position(cursor)
+
+
+def test_a_webhook_secret_pasted_into_free_text_is_redacted_but_its_name_is_not() -> None:
+    from reservekit.redaction import REDACTED_WEBHOOK_SECRET, redact_json
+    from reservekit.webhooks.secrets import generate_signing_secret
+
+    secret = generate_signing_secret()
+    assert redact(f"pasted {secret} by mistake") == f"pasted {REDACTED_WEBHOOK_SECRET} by mistake"
+    assert redact("rotate the whsec_ prefix") == "rotate the whsec_ prefix"
+    encoded = json.dumps({"reason": f"leaked {secret}"}).encode()
+    assert json.loads(redact_json(encoded)) == {"reason": f"leaked {REDACTED_WEBHOOK_SECRET}"}
