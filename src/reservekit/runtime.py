@@ -94,8 +94,10 @@ class Runtime:
         clock: Clock,
         authenticator: Authenticator,
         usage: UsageWriter,
+        pepper: bytes,
     ) -> None:
         self.settings = settings
+        self.pepper = pepper
         self.engine = engine
         self.store = store
         self.application = application
@@ -110,7 +112,7 @@ class Runtime:
         self.metrics.watch_wakeup_link(wakeup)
         self.webhooks = Webhooks(
             store,
-            SecretBox(load_pepper(settings)),
+            SecretBox(pepper),
             allow_loopback=settings.webhooks_allow_loopback,
             give_up_after_seconds=settings.webhooks_give_up_after_seconds,
             read_models=runner,
@@ -143,7 +145,8 @@ class Runtime:
         store.on_append(key_view.apply_own)
         store.on_append(wakeup.notify)
         store.on_append(log_lifecycle)
-        hasher = KeyHasher(load_pepper(settings))
+        pepper = load_pepper(settings)
+        hasher = KeyHasher(pepper)
 
         async def key_id_for_hash(key_hash: str) -> str | None:
             key = key_view.get(key_hash) or await key_view.resolve(key_hash)
@@ -202,8 +205,9 @@ class Runtime:
             engine, clock, on_written=wakeup.notify, spool=UsageSpool(settings.data_dir / USAGE_SPOOL_DIR)
         )
         runtime = cls(
-            settings, engine, store, application, wakeup, key_view, runner, clock, authenticator, usage
-        )
+            settings, engine, store, application, wakeup, key_view, runner, clock, authenticator, usage,
+            pepper,
+        )  # fmt: skip
         runtime.rate_limiter = rate_limiter
         runtime.members = members
         return runtime

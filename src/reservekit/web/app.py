@@ -20,7 +20,7 @@ from reservekit import __version__
 from reservekit.auth.verification import KeyAuthority
 from reservekit.clock import Clock
 from reservekit.logging import configure_logging
-from reservekit.runtime import Runtime, load_pepper
+from reservekit.runtime import Runtime
 from reservekit.settings import Settings, load_settings
 from reservekit.web.access import PUBLIC
 from reservekit.web.accounts import AccountsController
@@ -86,7 +86,7 @@ def create_app(
         leaks_router(),
         verify_key,
         key_changes,
-        dashboard_router(load_pepper(settings), secure_cookies=settings.secure_cookies),
+        dashboard_router(runtime.pepper, secure_cookies=settings.secure_cookies),
     ]
     if settings.bench_unauthenticated_account:
         handlers.append(bench_router(settings.bench_unauthenticated_account))
