@@ -23,15 +23,13 @@ from reservekit.domain.events import (
     encode_metadata,
     event_type,
 )
-from reservekit.domain.keys import KeyMaterial, decide_create_key, fold_key
+from reservekit.domain.keys import decide_create_key, fold_key
 from reservekit.domain.scopes import resolve_scopes
 from reservekit.ratelimit import InMemoryRateLimiter, RateLimiterUnavailable
 from reservekit.ratelimit.breaker import CircuitBreakerLimiter
 from reservekit.ratelimit.gcra import emission_interval_us, gcra_step, gcra_step_us
+from tests.unit._domain_builders import MATERIAL, NOW, account, recorded
 from tests.unit.test_circuit_breaker import HungLimiter
-from tests.unit.test_domain_decisions import NOW, account, recorded
-
-MATERIAL = KeyMaterial("key_new", "h" * 64, "sk_rsv_AbCd", "WxYz")
 
 
 def test_a_single_opened_event_gives_the_account() -> None:
