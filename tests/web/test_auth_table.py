@@ -45,6 +45,17 @@ async def test_row1_missing_header(client: Client) -> None:
         ("Bearer sk_test_" + "a" * 38, CHALLENGE_WITH_TOKEN),
         ("Bearer " + generate_secret()[:-1] + "!", CHALLENGE_WITH_TOKEN),
     ],
+    # Stable ids: the secrets are random, and pytest-xdist workers must collect the same names.
+    ids=[
+        "basic",
+        "bearer-alone",
+        "bearer-space",
+        "no-scheme",
+        "token-scheme",
+        "short",
+        "other-prefix",
+        "bad-end",
+    ],
 )
 async def test_row2_malformed_header_or_token(client: Client, header: str, challenge: str) -> None:
     response = await client.get("/v1/services", headers={"Authorization": header})
