@@ -40,7 +40,7 @@ NOTICES = {
 def _endpoint_form(form: FormMultiDict) -> dict[str, Any]:
     return {
         "url": text(form, "url"),
-        "event_types": [t for t in form.getall("event_types") if isinstance(t, str)],
+        "event_types": [t for t in form.getall("event_types", []) if isinstance(t, str)],
         "min_flag_severity": text(form, "min_flag_severity") or "low",
         "description": text(form, "description") or None,
     }
