@@ -15,9 +15,11 @@ from litestar import Litestar
 from sqlalchemy import func, select
 
 from reservekit.clock import FakeClock
+from reservekit.domain.events import MemberRemoved, Metadata
 from reservekit.events.tables import events
 from reservekit.members.directory import dashboard_sessions, member_credentials, member_invitations
 from reservekit.runtime import Runtime
+from reservekit.usecases.ports import StreamWrite
 from tests.web.conftest import Client, event_count
 from tests.web.dashboard_helpers import PASSWORD, csrf_of, sign_up, submit
 from tests.web.team_helpers import add_member, signed_in
@@ -170,6 +172,13 @@ async def test_a_removed_member_is_signed_out_at_their_next_request_and_cannot_s
             f"/dashboard/team/members/{member_id}/remove", data={"_csrf_token": csrf_of(confirm.text)}
         )
         assert removed.status_code == 303
+        # Gone at once, before their next request: every session and the credential.
+        async with runtime.engine.connect() as conn:
+            for table in (dashboard_sessions, member_credentials):
+                left = await conn.scalar(
+                    select(func.count()).select_from(table).where(table.c.member_id == member_id)
+                )
+                assert left == 0, table.name
         next_page = await dev.get("/dashboard/keys/")
         assert next_page.headers["location"] == "/dashboard/signin?expired=true"
         again = await submit(
@@ -239,3 +248,26 @@ async def test_the_last_owner_is_neither_removed_nor_demoted(client: Client, run
     assert bad_role.status_code == 422
     assert await event_count(runtime) == before
     assert (await client.get("/dashboard/keys/")).status_code == 200  # still signed in, still owner
+
+
+async def test_a_member_the_log_says_is_removed_is_signed_out_even_if_their_session_survived(
+    client: Client, app: Litestar, runtime: Runtime
+) -> None:
+    """A removal that stopped between the event and deleting the sessions (a crash) still signs out."""
+    await sign_up(client)
+    account_id = re.search(r"<code>(acct_[^<]+)</code>", (await client.get("/dashboard/account")).text).group(
+        1
+    )  # type: ignore[union-attr]
+    member_id = await add_member(runtime, account_id, "dev@example.com", "developer")
+    async with AsyncExitStack() as stack:
+        dev = await signed_in(stack, app, "dev@example.com")
+        member = await runtime.application.member(member_id)
+        removed = MemberRemoved(member_id=member_id, account_id=account_id, email="dev@example.com")
+        await runtime.store.append(
+            [StreamWrite(member_id, member.version, [removed])], Metadata(source="cli")
+        )
+        assert (await dev.get("/dashboard/keys/")).headers["location"] == "/dashboard/signin?expired=true"
+        again = await submit(
+            dev, "/dashboard/signin", "/dashboard/signin", {"email": "dev@example.com", "password": PASSWORD}
+        )
+        assert again.status_code == 401
