@@ -102,7 +102,8 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     if isinstance(exc, RoleRefused):
-        return render("error.html", status=403, title="Not allowed", message=exc.message)
+        # nav: the member is signed in, so the header keeps the pages their role does open.
+        return render("error.html", status=403, title="Not allowed", message=exc.message, nav="refused")
     if isinstance(exc, NotFound):
         return _not_found(request, exc)
     if isinstance(exc, InvalidInput | InvalidParameter):  # e.g. an unknown query parameter
