@@ -172,7 +172,7 @@ def test_an_owner_adds_an_endpoint_and_watches_its_deliveries(
         page.get_by_role("link", name="I have copied it").click()
         page.get_by_role("button", name="Send test event").click()
         expect(page.get_by_role("status")).to_contain_text("Test event queued")
-        for _ in range(100):  # the dispatcher sends in the background: 500, then the retry's 204
+        for _ in range(150):  # the dispatcher sends in the background: 500, then the retry's 204
             page.reload()
             if page.get_by_text("HTTP 204").count():
                 break
