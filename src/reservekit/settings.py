@@ -55,6 +55,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     session_max_hours: int = 12
     sign_in_attempts_per_ip_per_minute: int = 20
     sign_in_attempts_per_email_per_minute: int = 5
+    # Team invitations are also mailed when an SMTP host is set (docs/dashboard.md); else only shown.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "reservekit@localhost"
+    smtp_starttls: bool = True
 
     @property
     def effective_database_url(self) -> str:
@@ -146,6 +153,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fields["signup_open"] = signup == "open"
     if env.get("RESERVEKIT_SECURE_COOKIES"):
         fields["secure_cookies"] = _parse_bool("RESERVEKIT_SECURE_COOKIES", env["RESERVEKIT_SECURE_COOKIES"])
+    for var, name in (
+        ("RESERVEKIT_SMTP_HOST", "smtp_host"),
+        ("RESERVEKIT_SMTP_USERNAME", "smtp_username"),
+        ("RESERVEKIT_SMTP_PASSWORD", "smtp_password"),
+        ("RESERVEKIT_SMTP_FROM", "smtp_from"),
+    ):
+        if env.get(var):
+            fields[name] = env[var].strip()
+    if env.get("RESERVEKIT_SMTP_STARTTLS"):
+        fields["smtp_starttls"] = _parse_bool("RESERVEKIT_SMTP_STARTTLS", env["RESERVEKIT_SMTP_STARTTLS"])
     if env.get("RESERVEKIT_LOG_LEVEL"):
         fields["log_level"] = env["RESERVEKIT_LOG_LEVEL"].upper()
     if env.get("RESERVEKIT_WEBHOOKS_ALLOW_LOOPBACK"):
@@ -168,6 +185,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "RESERVEKIT_WEBHOOKS_FAILING_AFTER_ERRORS": ("webhooks_failing_after_errors", int),
         "RESERVEKIT_WEBHOOKS_DISABLE_AFTER_SECONDS": ("webhooks_disable_after_seconds", float),
         "RESERVEKIT_SESSION_IDLE_MINUTES": ("session_idle_minutes", int),
+        "RESERVEKIT_SMTP_PORT": ("smtp_port", int),
         "RESERVEKIT_SESSION_MAX_HOURS": ("session_max_hours", int),
         "RESERVEKIT_SIGN_IN_ATTEMPTS_PER_IP_PER_MINUTE": ("sign_in_attempts_per_ip_per_minute", int),
         "RESERVEKIT_SIGN_IN_ATTEMPTS_PER_EMAIL_PER_MINUTE": ("sign_in_attempts_per_email_per_minute", int),

@@ -311,3 +311,31 @@ def test_serve_banner_names_the_dashboard() -> None:
         "Dashboard: http://127.0.0.1:8000/dashboard (sign up there to get a key)"
     )
     assert "members add" in dashboard_banner("http://127.0.0.1:8000", signup_open=False)
+
+
+def test_members_add_gives_the_member_a_role(env: dict[str, str]) -> None:
+    created = run(env, "accounts", "create", "--name", "Roles Co", "--json")
+    account_id = json.loads(created.stdout.splitlines()[-1])["account"]["id"]
+    command = [sys.executable, "-m", "reservekit.cli.main", "members", "add", "--account", account_id]
+    added = subprocess.run(
+        [*command, "--email", "audit@example.com", "--role", "auditor", "--password-stdin", "--json"],
+        env=env,
+        input="a long enough passphrase\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout.splitlines()[-1])["role"] == "auditor"
+    refused = subprocess.run(
+        [*command, "--email", "root@example.com", "--role", "root", "--password-stdin"],
+        env=env,
+        input="a long enough passphrase\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2  # argparse: not one of the roles
+    assert "invalid choice" in refused.stderr

@@ -76,6 +76,8 @@ class MemberAdded(_Event, frozen=True, kw_only=True, tag_field="type", tag="memb
     account_id: str
     email: str
     role: str = "owner"
+    # Set when the member joined through an invitation (stream ``inv_…``), absent for sign-up and the CLI.
+    invitation_id: str | None = None
 
 
 class MemberSignedIn(_Event, frozen=True, kw_only=True, tag_field="type", tag="member_signed_in"):
@@ -93,6 +95,47 @@ class MemberPasswordChanged(
 ):
     member_id: str
     account_id: str
+
+
+class MemberInvited(_Event, frozen=True, kw_only=True, tag_field="type", tag="member_invited"):
+    """An owner invited ``email`` with ``role``. The link's token is not here: only its SHA-256 is kept,
+    in ``member_invitations`` beside the log, and deleted once the invitation is used."""
+
+    invitation_id: str
+    account_id: str
+    email: str
+    role: str
+    expires_at: datetime
+
+
+class MemberInvitationAccepted(
+    _Event, frozen=True, kw_only=True, tag_field="type", tag="member_invitation_accepted"
+):
+    invitation_id: str
+    account_id: str
+    member_id: str
+
+
+class MemberInvitationRevoked(
+    _Event, frozen=True, kw_only=True, tag_field="type", tag="member_invitation_revoked"
+):
+    invitation_id: str
+    account_id: str
+
+
+class MemberRoleChanged(_Event, frozen=True, kw_only=True, tag_field="type", tag="member_role_changed"):
+    member_id: str
+    account_id: str
+    role: str
+    previous_role: str
+
+
+class MemberRemoved(_Event, frozen=True, kw_only=True, tag_field="type", tag="member_removed"):
+    """The member's sessions end and their credential is deleted in the same request."""
+
+    member_id: str
+    account_id: str
+    email: str
 
 
 class FlagResolved(_Event, frozen=True, kw_only=True, tag_field="type", tag="flag_resolved"):
@@ -174,6 +217,11 @@ Event = (
     | MemberSignedIn
     | MemberSignedOut
     | MemberPasswordChanged
+    | MemberInvited
+    | MemberInvitationAccepted
+    | MemberInvitationRevoked
+    | MemberRoleChanged
+    | MemberRemoved
 )
 
 EVENT_TYPES: frozenset[str] = frozenset(
@@ -196,6 +244,11 @@ EVENT_TYPES: frozenset[str] = frozenset(
         MemberSignedIn,
         MemberSignedOut,
         MemberPasswordChanged,
+        MemberInvited,
+        MemberInvitationAccepted,
+        MemberInvitationRevoked,
+        MemberRoleChanged,
+        MemberRemoved,
     )
 )
 

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 import msgspec
 
 from reservekit.domain.errors import InvalidInput, NotPermitted
-from reservekit.domain.events import MemberAdded, RecordedEvent
+from reservekit.domain.events import MemberAdded, MemberRemoved, MemberRoleChanged, RecordedEvent
+from reservekit.domain.roles import check_role
 
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024
@@ -28,6 +29,7 @@ class MemberState(msgspec.Struct, frozen=True, kw_only=True):
     email: str
     role: str
     version: int
+    removed: bool = False
 
 
 def fold_member(history: Iterable[RecordedEvent]) -> MemberState | None:
@@ -42,7 +44,13 @@ def fold_member(history: Iterable[RecordedEvent]) -> MemberState | None:
                 role=event.role,
                 version=recorded.stream_version,
             )
-        elif state is not None:
+        elif state is None:
+            continue
+        elif isinstance(event, MemberRoleChanged):
+            state = msgspec.structs.replace(state, role=event.role, version=recorded.stream_version)
+        elif isinstance(event, MemberRemoved):
+            state = msgspec.structs.replace(state, removed=True, version=recorded.stream_version)
+        else:
             state = msgspec.structs.replace(state, version=recorded.stream_version)
     return state
 
@@ -64,8 +72,14 @@ def check_new_password(password: str | None, *, field: str = "password") -> str:
     return password
 
 
-def decide_add_member(*, member_id: str, account_id: str, email: str) -> list[MemberAdded]:
-    return [MemberAdded(member_id=member_id, account_id=account_id, email=normalise_email(email))]
+def decide_add_member(
+    *, member_id: str, account_id: str, email: str, role: str = "owner"
+) -> list[MemberAdded]:
+    return [
+        MemberAdded(
+            member_id=member_id, account_id=account_id, email=normalise_email(email), role=check_role(role)
+        )
+    ]
 
 
 class SignInRefused(NotPermitted):

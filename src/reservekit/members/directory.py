@@ -28,7 +28,7 @@ member_credentials = Table(
     "member_credentials",
     metadata,
     Column("member_id", String(64), primary_key=True),
-    Column("account_id", String(64), nullable=False),
+    Column("account_id", String(64), nullable=False, index=True),
     Column("email", String(254), nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
     Column("changed_at_us", BigInteger, nullable=False),
@@ -47,6 +47,16 @@ dashboard_spent_forms = Table(
     metadata,
     Column("form_id", String(64), primary_key=True),
     Column("spent_at_us", BigInteger, nullable=False),
+)
+
+member_invitations = Table(
+    "member_invitations",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("invitation_id", String(64), nullable=False, unique=True),
+    Column("account_id", String(64), nullable=False, index=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
 )
 
 # A session's last-seen time is written at most once a minute: reading a page should not always write.
@@ -155,6 +165,55 @@ class SqlMemberDirectory:
                         update(dashboard_sessions).where(c.token_hash == hashed).values(last_seen_at_us=now)
                     )
         return None if expired else ActiveSession(row.member_id, row.account_id)
+
+    async def save_invitation(
+        self, token: str, invitation_id: str, account_id: str, expires_at_us: int
+    ) -> None:
+        async with write_transaction(self._engine) as conn:
+            await conn.execute(
+                insert(member_invitations).values(
+                    token_hash=token_hash(token),
+                    invitation_id=invitation_id,
+                    account_id=account_id,
+                    created_at_us=self._now(),
+                    expires_at_us=expires_at_us,
+                )
+            )
+
+    async def invitation_for(self, token: str) -> str | None:
+        if not token or len(token) > 128:
+            return None
+        c = member_invitations.c
+        async with read_transaction(self._engine) as conn:
+            found = await conn.scalar(select(c.invitation_id).where(c.token_hash == token_hash(token)))
+        return str(found) if found is not None else None
+
+    async def forget_invitation(self, invitation_id: str) -> None:
+        async with write_transaction(self._engine) as conn:
+            await conn.execute(
+                delete(member_invitations).where(member_invitations.c.invitation_id == invitation_id)
+            )
+
+    async def remove_member(self, member_id: str) -> None:
+        async with write_transaction(self._engine) as conn:
+            await conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.member_id == member_id))
+            await conn.execute(delete(member_credentials).where(member_credentials.c.member_id == member_id))
+
+    async def members_of(self, account_id: str) -> list[str]:
+        c = member_credentials.c
+        async with read_transaction(self._engine) as conn:
+            rows = await conn.execute(
+                select(c.member_id).where(c.account_id == account_id).order_by(c.changed_at_us, c.member_id)
+            )
+            return [row.member_id for row in rows]
+
+    async def invitations_of(self, account_id: str) -> list[str]:
+        c = member_invitations.c
+        async with read_transaction(self._engine) as conn:
+            rows = await conn.execute(
+                select(c.invitation_id).where(c.account_id == account_id).order_by(c.created_at_us.desc())
+            )
+            return [row.invitation_id for row in rows]
 
     async def spend_form(self, form_id: str) -> bool:
         """True the first time a one-shot form (generate, rotate) is submitted; False on a replay."""

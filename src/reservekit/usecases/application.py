@@ -19,14 +19,19 @@ from reservekit.domain.keys import KeyState
 from reservekit.domain.members import MemberState
 from reservekit.usecases.accounts import handle_change_plan, handle_open_account, load_account
 from reservekit.usecases.commands import (
+    AcceptInvitation,
     AddMember,
+    ChangeMemberRole,
     ChangePassword,
     ChangePlan,
     Command,
     CreateKey,
+    InviteMember,
     OpenAccount,
+    RemoveMember,
     ReportLeak,
     ResolveFlag,
+    RevokeInvitation,
     RevokeKey,
     RotateKey,
     SignIn,
@@ -53,6 +58,13 @@ from reservekit.usecases.members import (
     load_member,
 )
 from reservekit.usecases.ports import ReadModels
+from reservekit.usecases.team import (
+    handle_accept_invitation,
+    handle_change_member_role,
+    handle_invite_member,
+    handle_remove_member,
+    handle_revoke_invitation,
+)
 
 R = TypeVar("R")
 Handler = Callable[[Any, HandlerDependencies, Metadata], Awaitable[Handled[Any]]]
@@ -71,6 +83,11 @@ HANDLERS: dict[type[Command[Any]], Handler] = {
     SignIn: handle_sign_in,
     SignOut: handle_sign_out,
     ChangePassword: handle_change_password,
+    InviteMember: handle_invite_member,
+    AcceptInvitation: handle_accept_invitation,
+    RevokeInvitation: handle_revoke_invitation,
+    ChangeMemberRole: handle_change_member_role,
+    RemoveMember: handle_remove_member,
 }
 
 

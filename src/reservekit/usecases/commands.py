@@ -16,6 +16,7 @@ import msgspec
 from reservekit.domain.accounts import AccountState
 from reservekit.domain.keys import KeyState
 from reservekit.domain.members import MemberState
+from reservekit.domain.team import InvitationState
 
 R = TypeVar("R")
 
@@ -135,6 +136,7 @@ class AddMember(Command[MemberState], frozen=True, kw_only=True):
     account_id: str
     email: str
     password: str = msgspec.field(default="")
+    role: str = "owner"
 
     def __repr__(self) -> str:
         return f"AddMember(account_id={self.account_id!r}, email={self.email!r})"
@@ -167,3 +169,44 @@ class ChangePassword(Command[str], frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         return f"ChangePassword(member_id={self.member_id!r})"
+
+
+class IssuedInvitation(msgspec.Struct, frozen=True):
+    """``token`` goes into the link the owner copies (and the mail) and nowhere else."""
+
+    invitation: InvitationState
+    token: str
+
+
+class InviteMember(Command[IssuedInvitation], frozen=True, kw_only=True):
+    account_id: str
+    email: str
+    role: str
+
+
+class AcceptInvitation(Command[SignedIn], frozen=True, kw_only=True):
+    """The invitee sets a password: they become a member with the invited role and are signed in."""
+
+    token: str
+    password: str = msgspec.field(default="")
+
+    def __repr__(self) -> str:
+        return "AcceptInvitation(token=…)"
+
+
+class RevokeInvitation(Command[None], frozen=True, kw_only=True):
+    account_id: str
+    invitation_id: str
+
+
+class ChangeMemberRole(Command[MemberState], frozen=True, kw_only=True):
+    account_id: str
+    member_id: str
+    role: str
+
+
+class RemoveMember(Command[None], frozen=True, kw_only=True):
+    """Ends the member's sessions at once and deletes their credential (they can be invited again)."""
+
+    account_id: str
+    member_id: str

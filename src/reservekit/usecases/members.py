@@ -95,7 +95,9 @@ async def handle_add_member(
     email = normalise_email(command.email)
     check_new_password(command.password)
     member_id = new_id("mem")
-    added = decide_add_member(member_id=member_id, account_id=account.account_id, email=email)
+    added = decide_add_member(
+        member_id=member_id, account_id=account.account_id, email=email, role=command.role
+    )
     await _claim(
         deps, email, Credential(member_id, account.account_id, await passwords.hash(command.password))
     )
@@ -122,6 +124,8 @@ async def handle_sign_in(command: SignIn, deps: HandlerDependencies, metadata: M
     if credential is None or not matches:
         raise SignInRefused()
     member = await load_member(deps, credential.member_id)
+    if member.removed:  # the credential outlived a removal that stopped half-way: the log decides
+        raise SignInRefused()
     token = await members.open_session(member.member_id, member.account_id)
     event = MemberSignedIn(member_id=member.member_id, account_id=member.account_id)
     position = await _append_to_member(

@@ -106,6 +106,30 @@ class MemberDirectory(Protocol):
 
     async def close_all_sessions(self, member_id: str) -> None: ...
 
+    async def save_invitation(
+        self, token: str, invitation_id: str, account_id: str, expires_at_us: int
+    ) -> None:
+        """Keep an invitation link's token (only its hash) until it is used or withdrawn."""
+        ...
+
+    async def invitation_for(self, token: str) -> str | None:
+        """The invitation id this link's token opens, or None."""
+        ...
+
+    async def forget_invitation(self, invitation_id: str) -> None: ...
+
+    async def remove_member(self, member_id: str) -> None:
+        """Delete the member's credential and end every session of theirs, at once."""
+        ...
+
+    async def members_of(self, account_id: str) -> list[str]:
+        """The ids of the account's members (those with a credential), oldest first."""
+        ...
+
+    async def invitations_of(self, account_id: str) -> list[str]:
+        """The ids of the account's invitations whose link is still kept (not used, not withdrawn)."""
+        ...
+
 
 class Passwords(Protocol):
     """Argon2id in production (``reservekit.members.passwords``)."""

@@ -30,6 +30,7 @@ from reservekit.web.audit_flags import AuditFlagsController
 from reservekit.web.bench import bench_router
 from reservekit.web.cors import CorsMiddleware
 from reservekit.web.dashboard.router import TEMPLATES, dashboard_router
+from reservekit.web.dashboard.team_pages import invitation_mailer
 from reservekit.web.dashboard.visit import DashboardServices
 from reservekit.web.deps import WebServices, provide_call
 from reservekit.web.health import HealthController, Operations
@@ -152,6 +153,7 @@ def create_app(
         directory=runtime.members,
         signup_open=settings.signup_open,
         secure_cookies=settings.secure_cookies,
+        mailer=invitation_mailer(settings),
     )
     return app
 

@@ -28,7 +28,7 @@ def _session_cookie(visit: Visit, token: str) -> Cookie:
     )
 
 
-def _signed_in(visit: Visit, token: str) -> Redirect:
+def signed_in_response(visit: Visit, token: str) -> Redirect:
     response = see_other("/dashboard/keys")
     response.cookies.append(_session_cookie(visit, token))
     return response
@@ -69,7 +69,7 @@ class AuthPages(Controller):
                 errors={exc.field or "form": exc.message},
                 min=MIN_PASSWORD_CHARS,
             )
-        return _signed_in(visit, signed_in.session_token)
+        return signed_in_response(visit, signed_in.session_token)
 
     @get("/signin")
     async def signin_form(self, visit: NamedDependency[Visit], expired: FromQuery[bool] = False) -> Template:
@@ -103,7 +103,7 @@ class AuthPages(Controller):
                 notice=None,
                 signup_open=visit.services.signup_open,
             )
-        return _signed_in(visit, signed_in.session_token)
+        return signed_in_response(visit, signed_in.session_token)
 
     @post("/signout")
     async def signout(self, visit: NamedDependency[Visit]) -> Redirect:
@@ -119,6 +119,7 @@ class AuthPages(Controller):
 
     @get("/account")
     async def account(self, visit: NamedDependency[Visit]) -> Template:
+        await visit.viewer()  # every role has this page: their own password
         session = await visit.require_member()
         member = await visit.application.member(session.member_id)
         return render(
@@ -129,6 +130,7 @@ class AuthPages(Controller):
     async def change_password(
         self, visit: NamedDependency[Visit], request: Request[Any, Any, Any]
     ) -> Template | Redirect:
+        await visit.viewer()
         session = await visit.require_member()
         member = await visit.application.member(session.member_id)
         form = await form_of(request)

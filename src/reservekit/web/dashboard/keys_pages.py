@@ -20,6 +20,7 @@ from projections import api_keys, key_usage
 from reservekit.db import read_transaction
 from reservekit.domain.errors import DomainError
 from reservekit.domain.keys import KeyState
+from reservekit.domain.roles import KEYS_MANAGE, KEYS_VIEW
 from reservekit.domain.scopes import ACCOUNT_SCOPES
 from reservekit.members.directory import ActiveSession
 from reservekit.usecases.commands import CreateKey, RevokeKey, RotateKey, UpdateKey
@@ -49,7 +50,7 @@ def _key_form(form: FormMultiDict) -> dict[str, Any]:
     return {
         "name": text(form, "name") or None,
         "domains": lines(text(form, "domains")),
-        "scopes": [s for s in form.getall("scopes") if isinstance(s, str)],
+        "scopes": [s for s in form.getall("scopes", []) if isinstance(s, str)],
         "expires_at": parse_expiry(text(form, "expires_on")),
     }
 
@@ -79,7 +80,7 @@ class KeysPages(Controller):
 
     @get("/")
     async def index(self, visit: NamedDependency[Visit]) -> Template:
-        session = await visit.require_member()
+        _, session = await visit.require(KEYS_VIEW)
         async with read_transaction(visit.engine) as conn:
             states = await api_keys.list_for_account(conn, session.account_id, limit=KEYS_PAGE_LIMIT)
             used = await key_usage.last_used_at(conn, [s.key_id for s in states])
@@ -91,7 +92,7 @@ class KeysPages(Controller):
 
     @get("/new")
     async def new(self, visit: NamedDependency[Visit]) -> Template:
-        await visit.require_member()
+        await visit.require(KEYS_MANAGE)
         draft = {"name": "", "domains": "", "scopes": list(ACCOUNT_SCOPES), "expires_on": ""}
         return self._new_form(draft, {}, status=200)
 
@@ -111,7 +112,7 @@ class KeysPages(Controller):
     async def create(
         self, visit: NamedDependency[Visit], request: Request[Any, Any, Any]
     ) -> Template | Redirect:
-        session = await visit.require_member()
+        _, session = await visit.require(KEYS_MANAGE)
         form = await form_of(request)
         values = _key_form(form)
         command = CreateKey(account_id=session.account_id, **values)
@@ -171,7 +172,7 @@ class KeysPages(Controller):
     async def detail(
         self, key_id: FromPath[str], visit: NamedDependency[Visit], saved: FromQuery[bool] = False
     ) -> Template:
-        session = await visit.require_member()
+        _, session = await visit.require(KEYS_VIEW)
         state = await self._own_key(visit, session, key_id)
         return self._detail(visit, state, await self._last_used(visit, key_id), saved=saved)
 
@@ -179,7 +180,7 @@ class KeysPages(Controller):
     async def edit(
         self, key_id: FromPath[str], visit: NamedDependency[Visit], request: Request[Any, Any, Any]
     ) -> Template | Redirect:
-        session = await visit.require_member()
+        _, session = await visit.require(KEYS_MANAGE)
         state = await self._own_key(visit, session, key_id)
         values = _key_form(await form_of(request))
         command = UpdateKey(account_id=session.account_id, key_id=key_id, **values)
@@ -200,7 +201,7 @@ class KeysPages(Controller):
     async def rotate(
         self, key_id: FromPath[str], visit: NamedDependency[Visit], request: Request[Any, Any, Any]
     ) -> Template | Redirect:
-        session = await visit.require_member()
+        _, session = await visit.require(KEYS_MANAGE)
         state = await self._own_key(visit, session, key_id)
         form = await form_of(request)
         raw_grace = text(form, "grace_period_seconds")
@@ -228,7 +229,7 @@ class KeysPages(Controller):
 
     @get("/{key_id:str}/revoke")
     async def confirm_revoke(self, key_id: FromPath[str], visit: NamedDependency[Visit]) -> Template:
-        session = await visit.require_member()
+        _, session = await visit.require(KEYS_MANAGE)
         state = await self._own_key(visit, session, key_id)
         return render("key_revoke.html", title="Revoke key", key=state, nav="keys")
 
@@ -236,7 +237,7 @@ class KeysPages(Controller):
     async def revoke(
         self, key_id: FromPath[str], visit: NamedDependency[Visit], request: Request[Any, Any, Any]
     ) -> Redirect:
-        session = await visit.require_member()
+        _, session = await visit.require(KEYS_MANAGE)
         await self._own_key(visit, session, key_id)
         reason = text(await form_of(request), "reason") or "revoked from the dashboard"
         command = RevokeKey(account_id=session.account_id, key_id=key_id, reason=reason[:200])

@@ -24,11 +24,15 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from reservekit.domain.errors import DomainError, InvalidInput, NotFound
+from reservekit.domain.roles import RoleRefused
 from reservekit.web.access import PUBLIC
 from reservekit.web.dashboard.auth_pages import AuthPages
 from reservekit.web.dashboard.keys_pages import KeysPages
+from reservekit.web.dashboard.operator_pages import OperatorPages
 from reservekit.web.dashboard.pages import render
+from reservekit.web.dashboard.team_pages import JoinPages, TeamPages
 from reservekit.web.dashboard.visit import SignInRequired, provide_visit
+from reservekit.web.dashboard.webhook_pages import WebhookPages
 from reservekit.web.problems import InvalidParameter
 
 HERE = Path(__file__).parent
@@ -97,6 +101,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    if isinstance(exc, RoleRefused):
+        # nav: the member is signed in, so the header keeps the pages their role does open.
+        return render("error.html", status=403, title="Not allowed", message=exc.message, nav="refused")
     if isinstance(exc, NotFound):
         return _not_found(request, exc)
     if isinstance(exc, InvalidInput | InvalidParameter):  # e.g. an unknown query parameter
@@ -110,7 +117,15 @@ def dashboard_router(pepper: bytes, *, secure_cookies: bool) -> Router:
     )
     return Router(
         path="/dashboard",
-        route_handlers=[AuthPages, KeysPages, static],
+        route_handlers=[
+            AuthPages,
+            KeysPages,
+            static,
+            TeamPages,
+            JoinPages,
+            WebhookPages,
+            OperatorPages,
+        ],
         dependencies={"visit": Provide(provide_visit, sync_to_thread=False)},
         middleware=[
             SecurityHeaders,

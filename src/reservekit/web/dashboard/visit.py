@@ -7,16 +7,19 @@ from here carry the member as actor and ``source: "dashboard"``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from litestar import Request
 from litestar.exceptions import NotAuthorizedException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reservekit.clock import Clock
 from reservekit.domain.events import Metadata
+from reservekit.domain.roles import RoleRefused, can
 from reservekit.members.directory import ActiveSession, SqlMemberDirectory
+from reservekit.members.mail import InvitationMailer
 from reservekit.usecases.application import Application
 from reservekit.web.deps import MAX_USER_AGENT_CHARS
 
@@ -31,6 +34,7 @@ class DashboardServices:
     directory: SqlMemberDirectory
     signup_open: bool
     secure_cookies: bool
+    mailer: InvitationMailer = field(default_factory=InvitationMailer)
 
     @property
     def session_cookie(self) -> str:
@@ -42,13 +46,27 @@ class SignInRequired(NotAuthorizedException):
     """No live session: the page handler's exception handler redirects to the sign-in page."""
 
 
+class Viewer(msgspec.Struct, frozen=True, kw_only=True):
+    """The signed-in member as the log has them now: role and whether their account is an operator."""
+
+    member_id: str
+    account_id: str
+    email: str
+    role: str
+    operator: bool
+
+    def can(self, permission: str) -> bool:
+        return can(self.role, permission, operator=self.operator)
+
+
 class Visit:
-    __slots__ = ("_request", "_session", "services")
+    __slots__ = ("_request", "_session", "_viewer", "services")
 
     def __init__(self, services: DashboardServices, request: Request[Any, Any, Any]) -> None:
         self.services = services
         self._request = request
         self._session: ActiveSession | None = None
+        self._viewer: Viewer | None = None
 
     @property
     def application(self) -> Application:
@@ -76,6 +94,36 @@ class Visit:
         if session is None:
             raise SignInRequired()
         return session
+
+    async def viewer(self) -> Viewer:
+        """The member with their role, folded from the log on every request: a role change or a removal
+        holds for the very next page, on every replica. A removed member is signed out."""
+        if self._viewer is not None:
+            return self._viewer
+        session = await self.require_member()
+        member = await self.application.member(session.member_id)
+        if member.removed or member.account_id != session.account_id:
+            await self.services.directory.remove_member(member.member_id)
+            raise SignInRequired()
+        account = await self.application.account(member.account_id)
+        self._viewer = Viewer(
+            member_id=member.member_id,
+            account_id=member.account_id,
+            email=member.email,
+            role=member.role,
+            operator=account.operator,
+        )
+        # base.html reads it to show only the pages this member may open.
+        self._request.state.dashboard_viewer = self._viewer
+        return self._viewer
+
+    async def require(self, permission: str) -> tuple[Viewer, ActiveSession]:
+        """Every page and action asks for its permission (``domain/roles.py``); a refusal is a 403 page."""
+        viewer = await self.viewer()
+        if not viewer.can(permission):
+            raise RoleRefused(viewer.role, permission)
+        session = await self.require_member()
+        return viewer, session
 
     def metadata(self, session: ActiveSession | None) -> Metadata:
         state = self._request.scope.get("state", {})

@@ -8,7 +8,7 @@ document.addEventListener("DOMContentLoaded", function () {
     button.hidden = false;
     button.addEventListener("click", function () {
       field.select();
-      var done = function () { button.textContent = "Copied"; if (status) { status.textContent = "Key copied to the clipboard."; } };
+      var done = function () { button.textContent = "Copied"; if (status) { status.textContent = button.getAttribute("data-copied") || "Key copied to the clipboard."; } };
       if (navigator.clipboard && navigator.clipboard.writeText) {
         navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy"); done(); });
       } else {
