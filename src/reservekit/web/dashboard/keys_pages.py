@@ -49,7 +49,7 @@ def _key_form(form: FormMultiDict) -> dict[str, Any]:
     return {
         "name": text(form, "name") or None,
         "domains": lines(text(form, "domains")),
-        "scopes": [s for s in form.getall("scopes") if isinstance(s, str)],
+        "scopes": [s for s in form.getall("scopes", []) if isinstance(s, str)],
         "expires_at": parse_expiry(text(form, "expires_on")),
     }
 

@@ -28,6 +28,9 @@ from reservekit.web.access import PUBLIC
 from reservekit.web.dashboard.auth_pages import AuthPages
 from reservekit.web.dashboard.keys_pages import KeysPages
 from reservekit.web.dashboard.pages import render
+from reservekit.web.dashboard.roles import RoleRefused, role_refused
+from reservekit.web.dashboard.security_pages import SecurityPages
+from reservekit.web.dashboard.usage_pages import UsagePages
 from reservekit.web.dashboard.visit import SignInRequired, provide_visit
 from reservekit.web.problems import InvalidParameter
 
@@ -110,7 +113,7 @@ def dashboard_router(pepper: bytes, *, secure_cookies: bool) -> Router:
     )
     return Router(
         path="/dashboard",
-        route_handlers=[AuthPages, KeysPages, static],
+        route_handlers=[AuthPages, KeysPages, UsagePages, SecurityPages, static],
         dependencies={"visit": Provide(provide_visit, sync_to_thread=False)},
         middleware=[
             SecurityHeaders,
@@ -118,6 +121,7 @@ def dashboard_router(pepper: bytes, *, secure_cookies: bool) -> Router:
         ],
         exception_handlers={
             SignInRequired: _sign_in,
+            RoleRefused: role_refused,
             DomainError: _domain_error,
             HTTPException: _http_error,
             404: _not_found,
