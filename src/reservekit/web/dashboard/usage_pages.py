@@ -90,9 +90,10 @@ class UsagePages(Controller):
         until = visit.clock.now()
         since = until - span
         keys_table = api_keys.PROJECTION.live.keys
-        account_keys = select(keys_table.c.key_id).where(keys_table.c.account_id == seen.account_id)
-        scope: key_usage.KeyIds = [key.key_id] if key else account_keys
         async with read_transaction(visit.engine) as conn:
+            # The ids first, then ``key_id IN (…)``: a sub-select let PostgreSQL scan every key's minutes.
+            account_keys = select(keys_table.c.key_id).where(keys_table.c.account_id == seen.account_id)
+            scope = [key.key_id] if key else list(await conn.scalars(account_keys))
             series = await usage_series(conn, scope, since, until, bucket)
             peaks = await key_usage.busiest_minutes(
                 conn, scope, to_micros(since), to_micros(until), BUCKET_US[bucket]
