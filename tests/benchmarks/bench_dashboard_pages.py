@@ -116,7 +116,8 @@ async def bulk_load(url: str, backend: str, rows: list[tuple[Any, ...]]) -> None
     path = url.split("///", 1)[1]
     with sqlite3.connect(path) as db:
         placeholders = ", ".join("?" for _ in COLUMNS)
-        db.executemany(f"INSERT INTO usage_log ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)
+        statement = f"INSERT INTO usage_log ({', '.join(COLUMNS)}) VALUES ({placeholders})"  # noqa: S608 - constants
+        db.executemany(statement, rows)
         db.execute("ANALYZE")
 
 
@@ -194,9 +195,10 @@ async def measure(args: argparse.Namespace, url: str, data_dir: Path) -> list[di
                     response = await client.request(method, path, data=data)
                     times.append((time.perf_counter() - began) * 1000)
                     assert response.status_code == 200, (path, response.status_code, response.text[:500])
+                label = path.replace(busiest, "{busiest key}").replace(key_ids[-1], "{key}")
                 results.append(
                     {
-                        "page": f"{method} {path.replace(busiest, '{busiest key}').replace(key_ids[-1], '{key}')}",
+                        "page": f"{method} {label}",
                         "median_ms": round(statistics.median(times), 1),
                         "max_ms": round(max(times), 1),
                         "bytes": len(response.content),
