@@ -11,6 +11,7 @@ import pytest
 
 from reservekit.runtime import Runtime
 from tests.web.conftest import Caller, Client, create_key, event_count
+from tests.web.dashboard_helpers import csrf_of
 from tests.web.insight_helpers import add_member, seed_usage, sign_in, usage_row
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -201,3 +202,17 @@ async def test_developers_and_auditors_see_usage_an_unknown_role_does_not(
 def test_table_parser_reads_zero_cells_as_absent() -> None:
     html = '<tr data-start="x"><th>x</th><td data-outcome="ok">0</td><td data-outcome="revoked">2</td></tr>'
     assert table_of(html) == {"x": {"revoked": 2}}
+
+
+async def test_a_generate_form_with_no_scope_ticked_is_refused_not_a_500(
+    client: Client, owner: Caller, runtime: Runtime
+) -> None:
+    before = await event_count(runtime)
+    shown = await client.get("/dashboard/keys/new")
+    response = await client.post(
+        "/dashboard/keys/",
+        data={"_csrf_token": csrf_of(shown.text), "name": "no scopes", "form_id": "f" * 24},
+    )
+    assert response.status_code == 422, response.text
+    assert "scope" in response.text
+    assert await event_count(runtime) == before
