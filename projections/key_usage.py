@@ -16,7 +16,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    MetaData,
+    Select,
+    String,
+    Table,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections._upsert import upsert_many
@@ -135,19 +146,32 @@ class UsageBucket(NamedTuple):
     counts: dict[str, int]
 
 
+KeyIds = Sequence[str] | Select[tuple[str]]
+"""Which keys to count: a list of ids, or a select of them (e.g. every key of an account)."""
+
+
+def _key_filter(minutes: Table, key_ids: KeyIds) -> ColumnElement[bool]:
+    if isinstance(key_ids, Select):
+        return minutes.c.key_id.in_(key_ids)
+    wanted = list(key_ids)
+    return minutes.c.key_id == wanted[0] if len(wanted) == 1 else minutes.c.key_id.in_(wanted)
+
+
 async def usage_buckets(
-    conn: AsyncConnection, key_id: str, since_us: int, until_us: int, bucket_us: int
+    conn: AsyncConnection, key_ids: str | KeyIds, since_us: int, until_us: int, bucket_us: int
 ) -> list[UsageBucket]:
     """Counts by outcome per bucket (aligned to the epoch, so to UTC days) over every minute that overlaps
-    [since_us, until_us). Empty buckets are absent; buckets come in time order."""
+    [since_us, until_us), summed over ``key_ids`` (one id, a list, or a select of ids). Empty buckets are
+    absent; buckets come in time order."""
     minutes = PROJECTION.live.minutes
+    keys = [key_ids] if isinstance(key_ids, str) else key_ids
     # An inline integer, not a bind parameter: GROUP BY must repeat the select's expression exactly.
     width = literal_column(str(int(bucket_us)), BigInteger)
     start = (minutes.c.minute_us - minutes.c.minute_us % width).label("start_us")
     query = (
         select(start, minutes.c.outcome, func.sum(minutes.c.count).label("n"))
         .where(
-            minutes.c.key_id == key_id,
+            _key_filter(minutes, keys),
             minutes.c.minute_us > since_us - MINUTE_US,
             minutes.c.minute_us < until_us,
         )
@@ -161,6 +185,45 @@ async def usage_buckets(
             buckets.append(UsageBucket(start_us, {}))
         buckets[-1].counts[row.outcome] = int(row.n)
     return buckets
+
+
+async def busiest_minutes(
+    conn: AsyncConnection, key_ids: KeyIds, since_us: int, until_us: int, bucket_us: int
+) -> dict[int, int]:
+    """``bucket start -> requests in its busiest minute`` (every outcome, summed over ``key_ids``): the
+    rate the plan's per-minute limit is measured against. Buckets without requests are absent."""
+    minutes = PROJECTION.live.minutes
+    per_minute = (
+        select(minutes.c.minute_us, func.sum(minutes.c.count).label("n"))
+        .where(
+            _key_filter(minutes, key_ids),
+            minutes.c.minute_us > since_us - MINUTE_US,
+            minutes.c.minute_us < until_us,
+        )
+        .group_by(minutes.c.minute_us)
+        .subquery("per_minute")
+    )
+    width = literal_column(str(int(bucket_us)), BigInteger)
+    start = (per_minute.c.minute_us - per_minute.c.minute_us % width).label("start_us")
+    query = select(start, func.max(per_minute.c.n).label("peak")).group_by(start)
+    return {int(row.start_us): int(row.peak) for row in await conn.execute(query)}
+
+
+async def first_seen_recent(
+    conn: AsyncConnection, key_id: str, kind: str, *, limit: int
+) -> tuple[list[tuple[str, int]], int]:
+    """The ``limit`` most recently first-seen values of one kind ("ip" or "origin") for a key, newest
+    first, and how many there are in all."""
+    table = PROJECTION.live.first_seen
+    where = (table.c.key_id == key_id, table.c.kind == kind)
+    total = int(await conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+    result = await conn.execute(
+        select(table.c.value, table.c.first_seen_us)
+        .where(*where)
+        .order_by(table.c.first_seen_us.desc(), table.c.value)
+        .limit(limit)
+    )
+    return [(row.value, int(row.first_seen_us)) for row in result], total
 
 
 async def last_used(conn: AsyncConnection, key_ids: Iterable[str]) -> dict[str, int]:

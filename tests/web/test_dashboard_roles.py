@@ -26,6 +26,7 @@ EVERYONE = {OWNER, DEV, AUDITOR, OP_OWNER, OP_AUDITOR}
 OWNERS = {OWNER, OP_OWNER}
 KEY_MANAGERS = {OWNER, DEV, OP_OWNER}
 OPERATORS = {OP_OWNER, OP_AUDITOR}
+SECURITY = {OWNER, AUDITOR, OP_OWNER, OP_AUDITOR}
 
 # (method, path, form fields, who may, what an allowed visit answers)
 TABLE: list[tuple[str, str, dict[str, str], set[str], int]] = [
@@ -38,6 +39,14 @@ TABLE: list[tuple[str, str, dict[str, str], set[str], int]] = [
     ("POST", "/dashboard/keys/key_nope/rotate", {}, KEY_MANAGERS, 404),
     ("POST", "/dashboard/keys/key_nope/revoke", {}, KEY_MANAGERS, 404),
     ("GET", "/dashboard/account", {}, EVERYONE, 200),
+    ("GET", "/dashboard/usage/", {}, EVERYONE, 200),
+    ("GET", "/dashboard/usage/{key}", {}, EVERYONE, 200),
+    ("GET", "/dashboard/security/", {}, SECURITY, 200),
+    ("GET", "/dashboard/security/trail", {}, SECURITY, 200),
+    ("GET", "/dashboard/security/keys-as-of", {}, SECURITY, 200),
+    ("POST", "/dashboard/security/verify", {}, SECURITY, 200),
+    ("POST", "/dashboard/security/export", {"since": "not a time"}, SECURITY, 400),
+    ("POST", "/dashboard/security/flags/flag_nope/resolve", {"resolution": "false_positive"}, SECURITY, 404),
     ("GET", "/dashboard/team/", {}, EVERYONE, 200),
     ("POST", "/dashboard/team/invitations", {"email": "bad", "role": "auditor"}, OWNERS, 422),
     ("POST", "/dashboard/team/invitations/inv_nope/withdraw", {}, OWNERS, 404),

@@ -25,6 +25,9 @@ class EventFilter(msgspec.Struct, kw_only=True):
     until: datetime | None = None
     after: int = 0
     limit: int = 100
+    # Newest first (the dashboard's pages), optionally from before a position: the previous page's last.
+    newest_first: bool = False
+    before: int | None = None
 
 
 class UsageFilter(msgspec.Struct, kw_only=True):
@@ -36,6 +39,8 @@ class UsageFilter(msgspec.Struct, kw_only=True):
     until: datetime | None = None
     after: int = 0
     limit: int = 100
+    newest_first: bool = False
+    before: int | None = None
 
 
 def _like_literal(value: str) -> str:
@@ -57,6 +62,7 @@ async def read_events(engine: AsyncEngine, f: EventFilter) -> list[RecordedEvent
             or_(
                 events.c.metadata.like(f'%"actor_key_id":"{needle}"%', escape="\\"),
                 events.c.metadata.like(f'%"actor_account_id":"{needle}"%', escape="\\"),
+                events.c.metadata.like(f'%"actor_member_id":"{needle}"%', escape="\\"),
             )
         )
     if f.since:
@@ -64,7 +70,10 @@ async def read_events(engine: AsyncEngine, f: EventFilter) -> list[RecordedEvent
     if f.until:
         query = query.where(events.c.recorded_at_us < to_micros(f.until))
     async with read_transaction(engine) as conn:
-        result = await conn.execute(query.order_by(events.c.position).limit(f.limit))
+        if f.before is not None:
+            query = query.where(events.c.position < f.before)
+        order = events.c.position.desc() if f.newest_first else events.c.position
+        result = await conn.execute(query.order_by(order).limit(f.limit))
         return [row_to_event(row) for row in result]
 
 
@@ -83,5 +92,8 @@ async def read_usage(engine: AsyncEngine, f: UsageFilter) -> list[UsageRecord]:
     if f.until:
         query = query.where(usage_log.c.occurred_at_us < to_micros(f.until))
     async with read_transaction(engine) as conn:
-        result = await conn.execute(query.order_by(usage_log.c.position).limit(f.limit))
+        if f.before is not None:
+            query = query.where(usage_log.c.position < f.before)
+        order = usage_log.c.position.desc() if f.newest_first else usage_log.c.position
+        result = await conn.execute(query.order_by(order).limit(f.limit))
         return [UsageRecord(**row._mapping) for row in result]

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
 
-from projections import key_usage
-from reservekit.clock import DAY_US, HOUR_US, MINUTE_US, from_micros, to_micros
 from reservekit.db import read_transaction
+from reservekit.usage.series import MAX_RANGE, Bucket, usage_series
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
 from reservekit.web.params import optional_instant
 from reservekit.web.problems import InvalidParameter
 
-Bucket = Literal["minute", "hour", "day"]
-BUCKET_US: dict[str, int] = {"minute": MINUTE_US, "hour": HOUR_US, "day": DAY_US}
-MAX_RANGE: dict[str, timedelta] = {
-    "minute": timedelta(days=7),
-    "hour": timedelta(days=92),
-    "day": timedelta(days=3 * 365 + 1),
-}
 DEFAULT_RANGE = timedelta(hours=24)
 SINCE_DOC = "RFC 3339 with an offset; default: 24 h before until"
 UNTIL_DOC = "RFC 3339 with an offset; default: now"
@@ -78,25 +70,13 @@ class UsageController(Controller):
             )
         state = await call.application.key(key_id, account_id=call.caller.account_id)
         async with read_transaction(call.engine) as conn:
-            rows = await key_usage.usage_buckets(
-                conn, state.key_id, to_micros(start), to_micros(end), BUCKET_US[bucket]
-            )
-        totals: dict[str, int] = {}
-        data = []
-        for row in rows:
-            for outcome, count in row.counts.items():
-                totals[outcome] = totals.get(outcome, 0) + count
-            data.append(
-                UsageBucketOut(
-                    start=from_micros(row.start_us), counts=row.counts, total=sum(row.counts.values())
-                )
-            )
+            series = await usage_series(conn, state.key_id, start, end, bucket)
         return KeyUsageOut(
             key_id=state.key_id,
             bucket=bucket,
-            since=from_micros(to_micros(start)),
-            until=from_micros(to_micros(end)),
-            data=data,
-            totals=totals,
-            total=sum(totals.values()),
+            since=series.since,
+            until=series.until,
+            data=[UsageBucketOut(start=b.start, counts=b.counts, total=b.total) for b in series.data],
+            totals=series.totals,
+            total=series.total,
         )

@@ -30,7 +30,9 @@ from reservekit.web.dashboard.auth_pages import AuthPages
 from reservekit.web.dashboard.keys_pages import KeysPages
 from reservekit.web.dashboard.operator_pages import OperatorPages
 from reservekit.web.dashboard.pages import render
+from reservekit.web.dashboard.security_pages import SecurityPages
 from reservekit.web.dashboard.team_pages import JoinPages, TeamPages
+from reservekit.web.dashboard.usage_pages import UsagePages
 from reservekit.web.dashboard.visit import SignInRequired, provide_visit
 from reservekit.web.dashboard.webhook_pages import WebhookPages
 from reservekit.web.problems import InvalidParameter
@@ -120,6 +122,8 @@ def dashboard_router(pepper: bytes, *, secure_cookies: bool) -> Router:
         route_handlers=[
             AuthPages,
             KeysPages,
+            UsagePages,
+            SecurityPages,
             static,
             TeamPages,
             JoinPages,
