@@ -212,12 +212,15 @@ class Runtime:
         runtime.members = members
         return runtime
 
-    async def start(self, *, migrate: bool = False, background: bool = True) -> None:
+    async def start(self, *, migrate: bool = False, background: bool = True, catch_up: bool = True) -> None:
+        """``catch_up=False``: leave the projections where they are (``projections rebuild`` replays
+        into fresh tables anyway; catching the live ones up first cost it minutes on a long log)."""
         if migrate:
             await upgrade_to_head_async(self.settings.effective_database_url)
         await self.runner.setup()
         await self.usage.replay_spool()  # rows a killed process answered but never wrote
-        await self.runner.run_all_once()
+        if catch_up:
+            await self.runner.run_all_once()
         await self.key_view.start()
         if not background:
             return

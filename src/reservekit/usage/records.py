@@ -47,6 +47,7 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 _COLUMNS = tuple(usage_log.columns)
+_NAMES = tuple(column.name for column in _COLUMNS)
 
 
 async def usage_head_in(conn: AsyncConnection) -> int:
@@ -60,7 +61,8 @@ async def read_usage_after_in(
     if until is not None:
         query = query.where(usage_log.c.position <= until)
     result = await conn.execute(query.order_by(usage_log.c.position).limit(limit))
-    return [UsageRecord(**row._mapping) for row in result]
+    names = _NAMES
+    return [UsageRecord(**dict(zip(names, row, strict=True))) for row in result]
 
 
 async def usage_position_as_of(conn: AsyncConnection, recorded_at_us: int) -> int:
