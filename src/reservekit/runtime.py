@@ -29,6 +29,7 @@ from reservekit.projecting.runner import ProjectionRunner
 from reservekit.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
 from reservekit.ratelimit.breaker import CircuitBreakerLimiter
 from reservekit.settings import Settings, SettingsError
+from reservekit.usage.retention import UsageMaintenance
 from reservekit.usage.spool import UsageSpool
 from reservekit.usage.writer import UsageWriter
 from reservekit.usecases.application import Application
@@ -129,7 +130,7 @@ class Runtime:
         )
         runner.on_applied.append(self.dispatcher.nudge)
         self._background: list[
-            KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter | Dispatcher
+            KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter | Dispatcher | UsageMaintenance
         ] = []
         self.members: SqlMemberDirectory | None = None
         self.rate_limiter: RateLimiter | None = None
@@ -234,7 +235,10 @@ class Runtime:
             checker=self.key_view_checker,
             check_interval=self.settings.key_view_check_interval_seconds,
         )
-        self._background = [self.usage, tailer, self.runner, self.dispatcher]
+        maintenance = UsageMaintenance(
+            self.engine, self.store, self.clock, days=self.settings.usage_retention_days
+        )
+        self._background = [self.usage, tailer, self.runner, self.dispatcher, maintenance]
         if not self.settings.is_embedded:
             self._background.append(
                 PostgresListener(self.settings.effective_database_url, NOTIFY_CHANNEL, self.wakeup)

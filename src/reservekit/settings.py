@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     session_max_hours: int = 12
     sign_in_attempts_per_ip_per_minute: int = 20
     sign_in_attempts_per_email_per_minute: int = 5
+    # Usage rows older than this many whole days are dropped (docs/operations.md, "Usage retention").
+    usage_retention_days: int = 90
 
     @property
     def effective_database_url(self) -> str:
@@ -171,6 +173,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "RESERVEKIT_SESSION_MAX_HOURS": ("session_max_hours", int),
         "RESERVEKIT_SIGN_IN_ATTEMPTS_PER_IP_PER_MINUTE": ("sign_in_attempts_per_ip_per_minute", int),
         "RESERVEKIT_SIGN_IN_ATTEMPTS_PER_EMAIL_PER_MINUTE": ("sign_in_attempts_per_email_per_minute", int),
+        "RESERVEKIT_USAGE_RETENTION_DAYS": ("usage_retention_days", int),
     }
     for var, (field, kind) in numeric.items():
         if env.get(var):

@@ -156,6 +156,19 @@ class WebhookEndpointDeleted(
     account_id: str
 
 
+class UsageRetentionApplied(
+    _Event, frozen=True, kw_only=True, tag_field="type", tag="usage_retention_applied"
+):
+    """Usage rows recorded before ``boundary`` were dropped (``rows`` of them, positions up to
+    ``through_position``). Written by the service, not a person; ``account_id`` is ``"system"``."""
+
+    account_id: str
+    boundary: datetime
+    through_position: int
+    rows: int
+    retention_days: int
+
+
 Event = (
     AccountOpened
     | AccountPlanChanged
@@ -174,6 +187,7 @@ Event = (
     | MemberSignedIn
     | MemberSignedOut
     | MemberPasswordChanged
+    | UsageRetentionApplied
 )
 
 EVENT_TYPES: frozenset[str] = frozenset(
@@ -196,6 +210,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         MemberSignedIn,
         MemberSignedOut,
         MemberPasswordChanged,
+        UsageRetentionApplied,
     )
 )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy import BigInteger, Column, Integer, MetaData, SmallInteger, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 metadata = MetaData()
@@ -20,10 +20,21 @@ usage_log = Table(
     Column("origin", String(255)),
     Column("method", String(16), nullable=False),
     Column("route", String(255), nullable=False),
-    Column("status", Integer, nullable=False),
+    Column("status", SmallInteger, nullable=False),
     Column("outcome", String(32), nullable=False),
     Column("detail", String(64)),
-    Column("latency_us", BigInteger, nullable=False),
+    Column("latency_us", Integer, nullable=False),
+)
+
+# One row per retention pass (migration 0009): usage rows recorded before ``boundary_us`` are gone.
+usage_retention = Table(
+    "usage_retention",
+    metadata,
+    Column("boundary_us", BigInteger, primary_key=True, autoincrement=False),
+    Column("through_position", BigInteger, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("retention_days", Integer, nullable=False),
+    Column("applied_at_us", BigInteger, nullable=False),
 )
 
 
