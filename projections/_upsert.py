@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, select
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -59,3 +59,19 @@ async def upsert_many(
         where=where(excluded) if where is not None else None,
     )
     await conn.execute(upsert, params if isinstance(params, dict) else list(params))
+
+
+async def insert_many(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """A plain INSERT of ``rows`` (all with the same keys): one ``unnest`` statement on PostgreSQL."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    if conn.dialect.name != "postgresql":
+        await conn.execute(insert(table), list(rows))
+        return
+    arrays = [
+        bindparam(f"unnest_{name}", [row[name] for row in rows], type_=postgresql.ARRAY(table.c[name].type))
+        for name in columns
+    ]
+    source = select(*(func.unnest(array).label(name) for name, array in zip(columns, arrays, strict=True)))
+    await conn.execute(insert(table).from_select(columns, source))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Boolean, Column, MetaData, String, Table, insert, select, update
+from sqlalchemy import BigInteger, Boolean, Column, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from projections._upsert import upsert_many
 from reservekit.clock import from_micros, to_micros
 from reservekit.domain.accounts import AccountState
 from reservekit.domain.events import AccountOpened, AccountPlanChanged, RecordedEvent
@@ -34,26 +35,37 @@ def define(metadata: MetaData, suffix: str) -> AccountTables:
 
 
 async def apply(conn: AsyncConnection, tables: AccountTables, batch: Sequence[RecordedEvent]) -> None:
+    """Fold the batch into one row per touched account, then one upsert (see ``api_keys.apply``)."""
     accounts = tables.accounts
+    opened = {r.data.account_id for r in batch if isinstance(r.data, AccountOpened)}
+    earlier = {r.data.account_id for r in batch if isinstance(r.data, AccountPlanChanged)} - opened
+    rows: dict[str, dict[str, Any]] = {}
+    if earlier:
+        result = await conn.execute(select(accounts).where(accounts.c.account_id.in_(sorted(earlier))))
+        rows = {row.account_id: dict(row._mapping) for row in result}
+    changed: set[str] = set()
     for recorded in batch:
         event = recorded.data
-        if isinstance(event, AccountOpened):
-            await conn.execute(
-                insert(accounts).values(
-                    account_id=event.account_id,
-                    name=event.name,
-                    plan=event.plan,
-                    operator=event.operator,
-                    opened_at_us=to_micros(recorded.recorded_at),
-                    position=recorded.position,
-                )
-            )
-        elif isinstance(event, AccountPlanChanged):
-            await conn.execute(
-                update(accounts)
-                .where(accounts.c.account_id == event.account_id)
-                .values(plan=event.plan, position=recorded.position)
-            )
+        if isinstance(event, AccountOpened) and event.account_id not in rows:
+            rows[event.account_id] = {
+                "account_id": event.account_id,
+                "name": event.name,
+                "plan": event.plan,
+                "operator": event.operator,
+                "opened_at_us": to_micros(recorded.recorded_at),
+                "position": recorded.position,
+            }
+            changed.add(event.account_id)
+        elif isinstance(event, AccountPlanChanged) and event.account_id in rows:
+            rows[event.account_id].update(plan=event.plan, position=recorded.position)
+            changed.add(event.account_id)
+    await upsert_many(
+        conn,
+        accounts,
+        [rows[account_id] for account_id in sorted(changed)],
+        conflict=("account_id",),
+        set_=lambda excluded: {"plan": excluded.plan, "position": excluded.position},
+    )
 
 
 PROJECTION = Projection(

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from projections._upsert import insert_many
 from reservekit.clock import to_micros
 from reservekit.domain.events import (
     RecordedEvent,
@@ -115,7 +116,9 @@ async def apply(conn: AsyncConnection, tables: OutboxTables, batch: Sequence[Rec
                 )
             )
             continue
-        target = endpoints.c.endpoint_id == getattr(event, "endpoint_id", None)
+        if isinstance(event, _ENDPOINT_CHANGES):
+            # Built only for endpoint events: constructing it for every event was a fifth of a rebuild.
+            target = endpoints.c.endpoint_id == event.endpoint_id
         if isinstance(event, WebhookEndpointUpdated):
             changes: dict[str, object] = {
                 name: getattr(event, name)
@@ -141,8 +144,15 @@ async def apply(conn: AsyncConnection, tables: OutboxTables, batch: Sequence[Rec
             await conn.execute(update(endpoints).where(target).values(enabled=False, deleted=True, **moved))
         for message in messages_for(recorded):
             rows.append({**msgspec.structs.asdict(message), "position": recorded.position})
-    if rows:
-        await conn.execute(insert(messages), rows)
+    await insert_many(conn, messages, rows)
+
+
+_ENDPOINT_CHANGES = (
+    WebhookEndpointUpdated,
+    WebhookEndpointSecretRolled,
+    WebhookEndpointDisabled,
+    WebhookEndpointDeleted,
+)
 
 
 PROJECTION = Projection(

@@ -1,11 +1,11 @@
-"""Indexes for the newest usage rows of an account or a key (the dashboard's recent requests).
+"""An index for the newest usage rows of an account with one outcome (the dashboard's recent requests).
 
-``read_usage`` pages by position; with only (account_id, occurred_at_us) and (key_id, occurred_at_us)
-PostgreSQL walked the primary key backwards and filtered, reading the whole log when an account's
-rows are few or an outcome is rare. Measured in docs/benchmarks.md (dashboard pages, 1,000,000 rows).
+``read_usage`` pages by position; 0009 gave it (account_id, position) and (key_id, position). Filtered by a
+rare outcome, PostgreSQL still walked the account's rows backwards and filtered, reading the whole log.
+Measured in docs/benchmarks.md (dashboard pages, 1,000,000 rows).
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-28
 """
 
@@ -14,15 +14,11 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-INDEXES = {
-    "ix_usage_log_account_position": ["account_id", "position"],
-    "ix_usage_log_key_position": ["key_id", "position"],
-    "ix_usage_log_account_outcome_position": ["account_id", "outcome", "position"],
-}
+INDEXES = {"ix_usage_log_account_outcome_position": ["account_id", "outcome", "position"]}
 
 
 def upgrade() -> None:

@@ -29,6 +29,7 @@ from reservekit.projecting.runner import ProjectionRunner
 from reservekit.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
 from reservekit.ratelimit.breaker import CircuitBreakerLimiter
 from reservekit.settings import Settings, SettingsError
+from reservekit.usage.retention import UsageMaintenance
 from reservekit.usage.spool import UsageSpool
 from reservekit.usage.writer import UsageWriter
 from reservekit.usecases.application import Application
@@ -129,7 +130,7 @@ class Runtime:
         )
         runner.on_applied.append(self.dispatcher.nudge)
         self._background: list[
-            KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter | Dispatcher
+            KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter | Dispatcher | UsageMaintenance
         ] = []
         self.members: SqlMemberDirectory | None = None
         self.rate_limiter: RateLimiter | None = None
@@ -212,12 +213,15 @@ class Runtime:
         runtime.members = members
         return runtime
 
-    async def start(self, *, migrate: bool = False, background: bool = True) -> None:
+    async def start(self, *, migrate: bool = False, background: bool = True, catch_up: bool = True) -> None:
+        """``catch_up=False``: leave the projections where they are (``projections rebuild`` replays
+        into fresh tables anyway; catching the live ones up first cost it minutes on a long log)."""
         if migrate:
             await upgrade_to_head_async(self.settings.effective_database_url)
         await self.runner.setup()
         await self.usage.replay_spool()  # rows a killed process answered but never wrote
-        await self.runner.run_all_once()
+        if catch_up:
+            await self.runner.run_all_once()
         await self.key_view.start()
         if not background:
             return
@@ -231,7 +235,10 @@ class Runtime:
             checker=self.key_view_checker,
             check_interval=self.settings.key_view_check_interval_seconds,
         )
-        self._background = [self.usage, tailer, self.runner, self.dispatcher]
+        maintenance = UsageMaintenance(
+            self.engine, self.store, self.clock, days=self.settings.usage_retention_days
+        )
+        self._background = [self.usage, tailer, self.runner, self.dispatcher, maintenance]
         if not self.settings.is_embedded:
             self._background.append(
                 PostgresListener(self.settings.effective_database_url, NOTIFY_CHANNEL, self.wakeup)

@@ -62,6 +62,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_password: str | None = None
     smtp_from: str = "reservekit@localhost"
     smtp_starttls: bool = True
+    # Usage rows older than this many whole days are dropped (docs/operations.md, "Usage retention").
+    usage_retention_days: int = 90
 
     @property
     def effective_database_url(self) -> str:
@@ -189,6 +191,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "RESERVEKIT_SESSION_MAX_HOURS": ("session_max_hours", int),
         "RESERVEKIT_SIGN_IN_ATTEMPTS_PER_IP_PER_MINUTE": ("sign_in_attempts_per_ip_per_minute", int),
         "RESERVEKIT_SIGN_IN_ATTEMPTS_PER_EMAIL_PER_MINUTE": ("sign_in_attempts_per_email_per_minute", int),
+        "RESERVEKIT_USAGE_RETENTION_DAYS": ("usage_retention_days", int),
     }
     for var, (field, kind) in numeric.items():
         if env.get(var):

@@ -339,3 +339,25 @@ def test_members_add_gives_the_member_a_role(env: dict[str, str]) -> None:
     )
     assert refused.returncode == 2  # argparse: not one of the roles
     assert "invalid choice" in refused.stderr
+
+
+async def test_rebuild_replays_one_projection_without_catching_the_others_up(
+    env: dict[str, str], database_url: str
+) -> None:
+    """The rebuild swaps in its own projection at the head; the others' checkpoints stay put (the
+    command used to catch every live projection up first, minutes on a long usage log)."""
+    created = run(env, "accounts", "create", "--name", "Ops", "--json")
+    assert created.returncode == 0, created.stderr
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE projection_checkpoints SET position = 0"))
+    rebuilt = run(env, "projections", "rebuild", "api_keys")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "/s" in rebuilt.stderr  # the progress bar shows its rate
+    async with engine.connect() as conn:
+        positions = dict(
+            (await conn.execute(text("SELECT name, position FROM projection_checkpoints"))).all()
+        )
+    await engine.dispose()
+    assert positions["api_keys"] == 2
+    assert positions["accounts"] == 0

@@ -158,3 +158,34 @@ async def test_tailing_reader_sees_every_concurrent_append_once_in_order(postgre
         for e in (*writers, reader_engine):
             await e.dispose()
     assert seen == list(range(1, appenders * per_appender + 1))
+
+
+async def test_a_batch_of_many_streams_reads_their_versions_at_once_and_keeps_the_chain(
+    store: SqlEventStore, engine: AsyncEngine
+) -> None:
+    """A thousand-stream batch: one version query, one insert; order, versions and the chain hold."""
+    await store.append(
+        [StreamWrite(f"acct_{n:04d}", 0, [opened(f"acct_{n:04d}")]) for n in range(0, 600, 2)], META
+    )
+    writes = [
+        StreamWrite(f"acct_{n:04d}", 1, [AccountPlanChanged(account_id=f"acct_{n:04d}", plan="pro")])
+        if n % 2 == 0
+        else StreamWrite(f"acct_{n:04d}", 0, [opened(f"acct_{n:04d}")])
+        for n in range(600)
+    ]
+    recorded = await store.append(writes, META)
+
+    assert [e.position for e in recorded] == list(range(301, 901))
+    assert [(e.stream_id, e.stream_version) for e in recorded] == [
+        (f"acct_{n:04d}", 2 if n % 2 == 0 else 1) for n in range(600)
+    ]
+    assert await store.read_after(300, limit=1000) == recorded
+    assert (await verify_chain(engine)).ok
+
+    stale = [
+        StreamWrite("acct_new", 0, [opened("acct_new")]),
+        StreamWrite("acct_0598", 1, [opened("acct_0598")]),
+    ]
+    with pytest.raises(ConcurrencyConflict):
+        await store.append(stale, META)
+    assert await store.head() == 900

@@ -41,13 +41,14 @@ class UserError(Exception):
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings, *, catch_up: bool = True) -> AsyncIterator[Runtime]:
+    """``catch_up=False``: no projection catch-up before or after the command (rebuilds)."""
     if settings.is_embedded:
         await upgrade_to_head_async(settings.effective_database_url)
     runtime = Runtime.build(settings)
     try:
         try:
-            await runtime.start(background=False)
+            await runtime.start(background=False, catch_up=catch_up)
         except (ProgrammingError, OperationalError) as exc:
             if "does not exist" in str(exc) or "no such table" in str(exc):
                 raise UserError(
@@ -55,8 +56,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 ) from None
             raise
         yield runtime
-        # Keep listings (and the other replicas' lookups) current with what this command wrote.
-        await runtime.runner.run_all_once()
+        if catch_up:
+            # Keep listings (and the other replicas' lookups) current with what this command wrote.
+            await runtime.runner.run_all_once()
     finally:
         await runtime.stop()
 

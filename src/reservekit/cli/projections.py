@@ -6,7 +6,16 @@ import argparse
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
 
 import projections as registry
 from reservekit.cli.context import JSON_HELP, UserError, open_runtime, print_json
@@ -22,6 +31,14 @@ from reservekit.projecting.rebuild import (
 )
 from reservekit.projecting.runner import projection_status
 from reservekit.settings import Settings
+
+
+class RateColumn(ProgressColumn):
+    """Positions replayed per second (events or usage rows), averaged over the last few updates."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "-/s", style="progress.data.speed")
 
 
 def register(commands: Any, instant: Any) -> None:
@@ -105,7 +122,7 @@ async def run_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     console = Console(stderr=True)
     failed = False
     results: list[RebuildResult] = []
-    async with open_runtime(settings) as runtime:
+    async with open_runtime(settings, catch_up=False) as runtime:
         if args.until_position is not None:
             head = await runtime.application.deps.store.head()
             if args.until_position > head:
@@ -114,6 +131,7 @@ async def run_rebuild(args: argparse.Namespace, settings: Settings) -> int:
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            RateColumn(),
             TimeElapsedColumn(),
             console=console,
         ) as bar:

@@ -199,6 +199,19 @@ class WebhookEndpointDeleted(
     account_id: str
 
 
+class UsageRetentionApplied(
+    _Event, frozen=True, kw_only=True, tag_field="type", tag="usage_retention_applied"
+):
+    """Usage rows recorded before ``boundary`` were dropped (``rows`` of them, positions up to
+    ``through_position``). Written by the service, not a person; ``account_id`` is ``"system"``."""
+
+    account_id: str
+    boundary: datetime
+    through_position: int
+    rows: int
+    retention_days: int
+
+
 Event = (
     AccountOpened
     | AccountPlanChanged
@@ -222,6 +235,7 @@ Event = (
     | MemberInvitationRevoked
     | MemberRoleChanged
     | MemberRemoved
+    | UsageRetentionApplied
 )
 
 EVENT_TYPES: frozenset[str] = frozenset(
@@ -249,6 +263,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         MemberInvitationRevoked,
         MemberRoleChanged,
         MemberRemoved,
+        UsageRetentionApplied,
     )
 )
 

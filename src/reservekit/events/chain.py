@@ -32,15 +32,19 @@ GENESIS_HASH = "0" * 64
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
-def canonical_bytes(row: Mapping[str, Any] | RowMapping) -> bytes:
-    """The hashed envelope of a stored row: its JSON columns decoded, then re-encoded with sorted keys."""
+def canonical_bytes(row: Mapping[str, Any] | RowMapping, *, metadata: Any = None) -> bytes:
+    """The hashed envelope of a stored row: its JSON columns decoded, then re-encoded with sorted keys.
+
+    ``metadata``: the row's metadata column already decoded (a batch shares one; decoding it once per
+    batch rather than once per row is a tenth of an append's cost).
+    """
     envelope: dict[str, Any] = {
         "position": int(row["position"]),
         "stream_id": row["stream_id"],
         "stream_version": int(row["stream_version"]),
         "type": row["type"],
         "data": msgspec.json.decode(row["data"]),
-        "metadata": msgspec.json.decode(row["metadata"]),
+        "metadata": msgspec.json.decode(row["metadata"]) if metadata is None else metadata,
         "recorded_at_us": int(row["recorded_at_us"]),
     }
     return _canonical.encode(envelope)
@@ -77,6 +81,8 @@ def seal(
     if clean_metadata is not encoded_metadata:
         metadata = decode_metadata(clean_metadata)
     metadata_raw = clean_metadata.decode()
+    metadata_plain = msgspec.json.decode(clean_metadata)
+    recorded_at = from_micros(recorded_at_us)
     rows: list[dict[str, Any]] = []
     recorded: list[RecordedEvent] = []
     for write in writes:
@@ -96,7 +102,7 @@ def seal(
                 "recorded_at_us": recorded_at_us,
                 "prev_hash": prev_hash,
             }
-            row["hash"] = row_hash(prev_hash, row)
+            row["hash"] = chain_hash(prev_hash, canonical_bytes(row, metadata=metadata_plain))
             rows.append(row)
             recorded.append(
                 RecordedEvent(
@@ -106,7 +112,7 @@ def seal(
                     type=row["type"],
                     data=event,
                     metadata=metadata,
-                    recorded_at=from_micros(recorded_at_us),
+                    recorded_at=recorded_at,
                     prev_hash=prev_hash,
                     hash=row["hash"],
                 )

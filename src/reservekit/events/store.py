@@ -7,9 +7,12 @@ seen every event before N, and never skips one that commits late.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import String, any_, bindparam, func, insert, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -71,8 +74,9 @@ class SqlEventStore:
                 select(events.c.position, events.c.hash).order_by(events.c.position.desc()).limit(1)
             )
         ).first()
+        versions = await stream_versions_in(conn, [write.stream_id for write in writes])
         for write in writes:
-            actual = await self._stream_version(conn, write.stream_id)
+            actual = versions.get(write.stream_id, 0)
             if actual != write.expected_version:
                 raise ConcurrencyConflict(write.stream_id, write.expected_version, actual)
         last = (int(head.position), str(head.hash)) if head else None
@@ -80,7 +84,7 @@ class SqlEventStore:
         if not rows:
             return []
         try:
-            await conn.execute(insert(events), rows)
+            await insert_rows(conn, rows)
         except IntegrityError as exc:  # a writer that bypassed the lock; still never a partial write
             raise ConcurrencyConflict(writes[0].stream_id, writes[0].expected_version, -1) from exc
         if not is_sqlite(conn):
@@ -89,13 +93,6 @@ class SqlEventStore:
                 {"channel": NOTIFY_CHANNEL, "payload": str(recorded[-1].position)},
             )
         return recorded
-
-    @staticmethod
-    async def _stream_version(conn: AsyncConnection, stream_id: str) -> int:
-        version = await conn.scalar(
-            select(func.coalesce(func.max(events.c.stream_version), 0)).where(events.c.stream_id == stream_id)
-        )
-        return int(version or 0)
 
     async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
         async with read_transaction(self._engine) as conn:
@@ -110,6 +107,51 @@ class SqlEventStore:
     async def head(self) -> int:
         async with read_transaction(self._engine) as conn:
             return await head_position_in(conn)
+
+
+_VERSIONS_PER_QUERY = 5_000  # SQLite allows 32,766 bound parameters per statement
+
+
+async def stream_versions_in(conn: AsyncConnection, stream_ids: Sequence[str]) -> dict[str, int]:
+    """The current version of each stream that has events (absent: a new stream), in one query.
+
+    A batch of a thousand new keys used to cost a thousand round trips here, one per stream.
+    """
+    wanted = sorted(set(stream_ids))
+    versions: dict[str, int] = {}
+    for start in range(0, len(wanted), _VERSIONS_PER_QUERY):
+        chunk = wanted[start : start + _VERSIONS_PER_QUERY]
+        wanted_here = (
+            events.c.stream_id.in_(chunk)
+            if is_sqlite(conn)
+            else events.c.stream_id == any_(bindparam("ids", chunk, type_=postgresql.ARRAY(String)))
+        )
+        result = await conn.execute(
+            select(events.c.stream_id, func.max(events.c.stream_version))
+            .where(wanted_here)
+            .group_by(events.c.stream_id)
+        )
+        versions.update((str(stream_id), int(version)) for stream_id, version in result)
+    return versions
+
+
+_COLUMNS = [column.name for column in events.columns]
+
+
+async def insert_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """One INSERT for the batch: on PostgreSQL the rows travel as one array per column (``unnest``),
+    which skips SQLAlchemy's per-row parameter processing (executemany cost ~120 µs a row)."""
+    if is_sqlite(conn):
+        await conn.execute(insert(events), list(rows))
+        return
+    arrays = {
+        name: bindparam(
+            f"col_{name}", [row[name] for row in rows], type_=postgresql.ARRAY(events.c[name].type)
+        )
+        for name in _COLUMNS
+    }
+    source = select(*(func.unnest(array).label(name) for name, array in arrays.items()))
+    await conn.execute(insert(events).from_select(_COLUMNS, source))
 
 
 async def head_position_in(conn: AsyncConnection) -> int:
@@ -130,7 +172,48 @@ async def read_after_in(
     if until is not None:
         query = query.where(events.c.position <= until)
     result = await conn.execute(query.order_by(events.c.position).limit(limit))
-    return [row_to_event(row) for row in result]
+    return rows_to_events(result)
+
+
+_READ_ORDER: tuple[str, ...] = ("position", "stream_id", "stream_version", "type", "data", "metadata")
+_READ_ORDER += ("recorded_at_us", "prev_hash", "hash")
+
+
+def rows_to_events(rows: Iterable[Sequence[Any]]) -> list[RecordedEvent]:
+    """Many rows (``select(events)``, in table column order) at once, for replays.
+
+    Rows of one append share their metadata and their instant: each distinct value is decoded once.
+    Positional access and the two memos made a replay read about three times cheaper than
+    ``row_to_event`` per row.
+    """
+    index = [_COLUMNS.index(name) for name in _READ_ORDER]
+    metadata_seen: dict[str, Metadata] = {}
+    instants: dict[int, datetime] = {}
+    out: list[RecordedEvent] = []
+    p, s, v, t, d, m, r, ph, h = index
+    for row in rows:
+        raw_metadata = row[m]
+        metadata = metadata_seen.get(raw_metadata)
+        if metadata is None:
+            metadata = metadata_seen[raw_metadata] = decode_metadata(str(raw_metadata))
+        micros = int(row[r])
+        instant = instants.get(micros)
+        if instant is None:
+            instant = instants[micros] = from_micros(micros)
+        out.append(
+            RecordedEvent(
+                position=int(row[p]),
+                stream_id=str(row[s]),
+                stream_version=int(row[v]),
+                type=str(row[t]),
+                data=decode_event(str(row[d])),
+                metadata=metadata,
+                recorded_at=instant,
+                prev_hash=str(row[ph]),
+                hash=str(row[h]),
+            )
+        )
+    return out
 
 
 def row_to_event(row: Row[tuple[object, ...]] | Row[object]) -> RecordedEvent:

@@ -43,7 +43,7 @@ async def rebuild_into(
     *,
     suffix: str,
     until: int | None = None,
-    batch_size: int = 2000,
+    batch_size: int = 10_000,
     progress: Progress | None = None,
 ) -> RebuildResult:
     """Replay the log into ``<table><suffix>`` tables (dropped first if they exist)."""

@@ -102,7 +102,55 @@ async def catch_up(engine: AsyncEngine, projection: AnyProjection, *, batch_size
     applied = 0
     while count := await apply_next_batch(engine, projection, batch_size=batch_size):
         applied += count
+        if count < batch_size:  # a short batch reached the head: no second transaction to find nothing
+            break
     return applied
+
+
+async def apply_up_to(
+    engine: AsyncEngine,
+    projections: Sequence[AnyProjection],
+    position: int,
+    *,
+    limit: int = 500,
+    clock: Clock | None = None,
+) -> bool:
+    """Bring every projection of ``projections`` (one log) to ``position`` in one transaction.
+
+    The checkpoints are locked together, the log is read once from the lowest of them, and each
+    projection applies only what lies after its own checkpoint. Returns False, having written
+    nothing, when more than ``limit`` items are missing (the caller then catches up batch by batch).
+    """
+    if not projections:
+        return True
+    clock = clock or SystemClock()
+    names = [p.name for p in projections]
+    checkpoint = projection_checkpoints.c
+    async with write_transaction(engine) as conn:
+        query = select(checkpoint.name, checkpoint.position).where(checkpoint.name.in_(names))
+        if not is_sqlite(conn):
+            query = query.order_by(checkpoint.name).with_for_update()
+        reached = {str(row.name): int(row.position) for row in await conn.execute(query)}
+        behind = [p for p in projections if reached.get(p.name, 0) < position]
+        if not behind:
+            return True
+        lowest = min(reached.get(p.name, 0) for p in behind)
+        if position - lowest > limit:
+            return False
+        batch = await behind[0].source.read_after(conn, lowest, limit=limit, until=position)
+        if not batch:
+            return True
+        for projection in behind:
+            mine = [item for item in batch if item.position > reached.get(projection.name, 0)]
+            if not mine:
+                continue
+            await projection.apply(conn, projection.live, mine)
+            await conn.execute(
+                update(projection_checkpoints)
+                .where(checkpoint.name == projection.name)
+                .values(position=mine[-1].position, updated_at_us=to_micros(clock.now()))
+            )
+    return True
 
 
 async def projection_status(
@@ -187,8 +235,9 @@ class ProjectionRunner:
         query = select(checkpoint.name, checkpoint.position).where(checkpoint.name.in_(names))
         async with read_transaction(self._engine) as conn:
             reached = {str(row.name): int(row.position) for row in await conn.execute(query)}
-        for projection in following:
-            if reached.get(projection.name, 0) < position:
+        behind = [p for p in following if reached.get(p.name, 0) < position]
+        if behind and not await apply_up_to(self._engine, behind, position, clock=self._clock):
+            for projection in behind:
                 await catch_up(self._engine, projection)
 
     async def _run(self) -> None:

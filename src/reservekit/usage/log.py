@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reservekit.db import is_sqlite, read_transaction, write_transaction
 from reservekit.usage.records import UsageRecord, usage_log
 
-_USAGE_LOCK_KEY = 0x5253_4B33
+USAGE_LOCK_KEY = 0x5253_4B33
 
 
 async def append_usage(
@@ -26,7 +26,7 @@ async def append_usage(
         return []
     async with write_transaction(engine) as conn:
         if not is_sqlite(conn):
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _USAGE_LOCK_KEY})
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": USAGE_LOCK_KEY})
         head = int(await conn.scalar(select(func.coalesce(func.max(usage_log.c.position), 0))) or 0)
         placed = [
             msgspec.structs.replace(record, position=head + offset, recorded_at_us=recorded_at_us)
