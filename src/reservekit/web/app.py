@@ -41,6 +41,7 @@ from reservekit.web.middleware import AuthMiddleware
 from reservekit.web.openapi_problems import document_problems
 from reservekit.web.problems import EXCEPTION_HANDLERS
 from reservekit.web.request_guard import GuardedRequest
+from reservekit.web.request_log import RequestLog
 from reservekit.web.services import ServicesController
 from reservekit.web.strict import check_request
 from reservekit.web.usage import UsageController
@@ -140,6 +141,13 @@ def create_app(
         ),
     )
     app = Litestar.from_config(config)
+    # Around routing itself (as Litestar wraps its own CORS): unrouted requests are logged and timed too.
+    app.asgi_handler = RequestLog(
+        app.asgi_handler,
+        metrics=runtime.metrics,
+        trusted=settings.trusted_networks,
+        access_log=settings.access_log,
+    )
     document_problems(app.openapi_schema)
     app.state.runtime = runtime
     app.state.key_authority = key_authority
