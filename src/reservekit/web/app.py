@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.di import Provide
@@ -48,6 +49,8 @@ from reservekit.web.usage import UsageController
 from reservekit.web.verify import verify_key
 from reservekit.web.webhooks import WebhookEndpointsController
 
+log = structlog.get_logger("reservekit.server")
+
 
 def create_app(
     settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool = False
@@ -58,10 +61,19 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         await runtime.start(migrate=migrate)
+        # The server's own lifecycle, beside the log's: when it served, and that it stopped cleanly.
+        log.info(
+            "server_started",
+            version=__version__,
+            database="sqlite" if settings.is_embedded else "postgresql",
+            log_position=runtime.key_view.position,
+        )
         try:
             yield
         finally:
+            log.info("server_stopping")
             await runtime.stop()
+            log.info("server_stopped")
 
     # Controllers see these, never the runtime: writes go through the application service.
     services = WebServices(application=runtime.application, engine=runtime.engine, clock=runtime.clock)
