@@ -59,8 +59,20 @@ STDLIB_LOGGERS = (
 )  # fmt: skip
 
 
+# Field names repeat on every line: remember the verdict for the first few hundred names seen.
+_SENSITIVE_CACHE: dict[str, bool] = {}
+_SENSITIVE_CACHE_MAX = 512
+
+
 def _is_sensitive(name: object) -> bool:
-    return isinstance(name, str) and _SENSITIVE_NAME.search(name) is not None
+    if not isinstance(name, str):
+        return False
+    verdict = _SENSITIVE_CACHE.get(name)
+    if verdict is None:
+        verdict = _SENSITIVE_NAME.search(name) is not None
+        if len(_SENSITIVE_CACHE) < _SENSITIVE_CACHE_MAX:
+            _SENSITIVE_CACHE[name] = verdict
+    return verdict
 
 
 def _scrub_key(key: Any) -> Any:
@@ -109,10 +121,22 @@ def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDic
     """
     if "exc_info" in event_dict:
         event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
-    return {
-        _scrub_key(k): (v if k in _PASSTHROUGH_KEYS else REDACTED if _is_sensitive(k) else _scrub(v, 0))
-        for k, v in event_dict.items()
-    }
+    redacted: EventDict = {}
+    # The common shapes (a plain name with a plain string, number or None) are decided inline: this runs
+    # for every line, the per-request access line included.
+    for k, v in event_dict.items():
+        key = k if type(k) is str and not _has_mark(k) else _scrub_key(k)
+        if k in _PASSTHROUGH_KEYS:
+            redacted[key] = v
+        elif _is_sensitive(k):
+            redacted[key] = REDACTED
+        elif type(v) is str:
+            redacted[key] = _KEY_RE.sub(_replacement, v) if _has_mark(v) else v
+        elif v is None or type(v) is int or type(v) is float or type(v) is bool:
+            redacted[key] = v
+        else:
+            redacted[key] = _scrub(v, 0)
+    return redacted
 
 
 # For ``structlog.testing.capture_logs(processors=REDACTION_PROCESSORS)``: same order as production.

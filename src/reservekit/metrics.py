@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from reservekit import __version__
 from reservekit.auth.key_view import KeyView
 from reservekit.auth.key_view_follower import KeyViewChecker
 from reservekit.auth.outcomes import REFUSALS, Outcome
@@ -19,6 +29,8 @@ from reservekit.webhooks.sender import AttemptResult
 # Litestar appends "; charset=utf-8" to every text/* media type itself.
 CONTENT_TYPE = "text/plain; version=0.0.4"
 _OUTCOMES: tuple[Outcome, ...] = ("ok", *REFUSALS)
+# Most answers take well under a millisecond; long-polls and the change feed's streams take seconds.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class _UsageCollector(Collector):
@@ -128,6 +140,22 @@ class Metrics:
             ["decision", "limit"],
             registry=self.registry,
         )
+        self._latency = Histogram(
+            "reservekit_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its response, by method, route template and status",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._latency_children: dict[tuple[str, str, int], Histogram] = {}
+        ProcessCollector(registry=self.registry)  # CPU, memory, open files, start time (Linux /proc)
+        PlatformCollector(registry=self.registry)  # python_info
+        Gauge(
+            "reservekit_build_info",
+            "Always 1; the labels name the running version and Python",
+            ["version", "python"],
+            registry=self.registry,
+        ).labels(version=__version__, python=platform.python_version()).set(1)
         # Children resolved once: the hot path does a dict lookup and an increment.
         self._requests = {outcome: requests.labels(outcome=outcome) for outcome in _OUTCOMES}
         self._allowed = decisions.labels(decision="allowed", limit="account")
@@ -163,6 +191,14 @@ class Metrics:
 
     def watch_wakeup_link(self, wakeup: WakeUp) -> None:
         self.registry.register(_WakeUpLinkCollector(wakeup))
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One finished request. ``method`` and ``route`` must come from bounded sets (request_log.py)."""
+        labels = (method, route, status)
+        child = self._latency_children.get(labels)
+        if child is None:
+            child = self._latency_children[labels] = self._latency.labels(method, route, str(status))
+        child.observe(seconds)
 
     def observe(self, outcome: Outcome, *, per_ip: bool, quota_checked: bool) -> None:
         self._requests[outcome].inc()

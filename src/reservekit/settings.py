@@ -30,6 +30,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     plans: dict[str, int] = msgspec.field(default_factory=lambda: dict(DEFAULT_PLANS))
     log_level: str = "INFO"
     log_json: bool = True
+    # One JSON line per request (web/request_log.py); off when a proxy in front already logs requests.
+    access_log: bool = True
     poll_interval_seconds: float = 1.0
     key_cache_size: int = 100_000
     # How often each replica compares its in-memory key view with the log, and how many keys per check.
@@ -173,6 +175,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
     if env.get("RESERVEKIT_LOG_JSON"):
         fields["log_json"] = _parse_bool("RESERVEKIT_LOG_JSON", env["RESERVEKIT_LOG_JSON"])
+    if env.get("RESERVEKIT_ACCESS_LOG"):
+        fields["access_log"] = _parse_bool("RESERVEKIT_ACCESS_LOG", env["RESERVEKIT_ACCESS_LOG"])
     numeric: dict[str, tuple[str, type[int] | type[float]]] = {
         "RESERVEKIT_POLL_INTERVAL_SECONDS": ("poll_interval_seconds", float),
         "RESERVEKIT_KEY_CACHE_SIZE": ("key_cache_size", int),

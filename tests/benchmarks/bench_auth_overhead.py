@@ -167,6 +167,11 @@ def main() -> int:
     parser.add_argument("--services", type=int, default=5, help="rows the listing returns")
     parser.add_argument("--server", choices=["granian", "uvicorn", "both"], default="granian")
     parser.add_argument("--json", type=Path, help="also write every round and the summary here")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="server RESERVEKIT_LOG_LEVEL; INFO writes the per-request access lines (RESERVEKIT_ACCESS_LOG)",
+    )
     args = parser.parse_args()
     if args.rounds < 3:
         parser.error("--rounds must be at least 3")
@@ -175,7 +180,11 @@ def main() -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="bench_auth_"))
     try:
-        env = base_env(RESERVEKIT_DATA_DIR=str(work / "data"), RESERVEKIT_PLANS="free=1000000000")
+        env = base_env(
+            RESERVEKIT_DATA_DIR=str(work / "data"),
+            RESERVEKIT_PLANS="free=1000000000",
+            RESERVEKIT_LOG_LEVEL=args.log_level,
+        )
         created = cli(env, "accounts", "create", "--name", "bench", "--plan", "free", "--json")
         env["RESERVEKIT_BENCH_UNAUTHENTICATED_ACCOUNT"] = created["account"]["id"]
         kinds = ["granian", "uvicorn"] if args.server == "both" else [args.server]

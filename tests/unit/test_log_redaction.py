@@ -170,3 +170,13 @@ def test_webhook_signing_secrets_are_hidden_in_log_lines() -> None:
     text = json.dumps(logs, default=repr)
     assert "whsec_[REDACTED]" in text
     assert secret[6:] not in text
+
+
+def test_a_key_used_as_a_top_level_field_name_is_hidden(key: str) -> None:
+    log = structlog.get_logger()
+    with capture_logs(processors=REDACTION_PROCESSORS) as logs:
+        log.info("named", **{key: "value", "plain": 1, "none": None, "ratio": 0.5, "flag": True})
+    [entry] = logs
+    assert_hidden(repr(entry), key)
+    assert (entry["plain"], entry["none"], entry["ratio"], entry["flag"]) == (1, None, 0.5, True)
+    assert entry[REDACTED_KEY] == "value"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from tests.web.conftest import Caller, Client
+from reservekit import __version__
+from reservekit.settings import Settings
+from reservekit.web.app import create_app
+from tests.web.conftest import Caller, Client, serving
 
 
 async def test_created_and_revoked_keys_are_logged_once_each_without_secrets(
@@ -30,3 +33,16 @@ async def test_created_and_revoked_keys_are_logged_once_each_without_secrets(
     assert "sk_rsv_" not in text
     assert "leaked in a ticket" not in text
     assert "key_hash" not in text
+
+
+async def test_the_server_logs_its_start_and_its_clean_stop(settings: Settings) -> None:
+    app = create_app(settings)
+    with capture_logs() as logs:
+        async with serving(app) as client:
+            assert (await client.get("/healthz")).status_code == 200
+    events = [entry["event"] for entry in logs if entry["event"].startswith("server_")]
+    assert events == ["server_started", "server_stopping", "server_stopped"]
+    started = next(entry for entry in logs if entry["event"] == "server_started")
+    assert started["version"] == __version__
+    assert started["database"] == ("sqlite" if settings.is_embedded else "postgresql")
+    assert isinstance(started["log_position"], int)

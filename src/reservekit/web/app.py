@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.di import Provide
@@ -41,11 +42,14 @@ from reservekit.web.middleware import AuthMiddleware
 from reservekit.web.openapi_problems import document_problems
 from reservekit.web.problems import EXCEPTION_HANDLERS
 from reservekit.web.request_guard import GuardedRequest
+from reservekit.web.request_log import RequestLog
 from reservekit.web.services import ServicesController
 from reservekit.web.strict import check_request
 from reservekit.web.usage import UsageController
 from reservekit.web.verify import verify_key
 from reservekit.web.webhooks import WebhookEndpointsController
+
+log = structlog.get_logger("reservekit.server")
 
 
 def create_app(
@@ -57,10 +61,19 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         await runtime.start(migrate=migrate)
+        # The server's own lifecycle, beside the log's: when it served, and that it stopped cleanly.
+        log.info(
+            "server_started",
+            version=__version__,
+            database="sqlite" if settings.is_embedded else "postgresql",
+            log_position=runtime.key_view.position,
+        )
         try:
             yield
         finally:
+            log.info("server_stopping")
             await runtime.stop()
+            log.info("server_stopped")
 
     # Controllers see these, never the runtime: writes go through the application service.
     services = WebServices(application=runtime.application, engine=runtime.engine, clock=runtime.clock)
@@ -140,6 +153,13 @@ def create_app(
         ),
     )
     app = Litestar.from_config(config)
+    # Around routing itself (as Litestar wraps its own CORS): unrouted requests are logged and timed too.
+    app.asgi_handler = RequestLog(
+        app.asgi_handler,
+        metrics=runtime.metrics,
+        trusted=settings.trusted_networks,
+        access_log=settings.access_log,
+    )
     document_problems(app.openapi_schema)
     app.state.runtime = runtime
     app.state.key_authority = key_authority
