@@ -151,7 +151,7 @@ async def test_resolving_writes_an_event_and_a_recurrence_reopens(
     bad = await client.post(
         f"/v1/audit/flags/{flag_id}/resolve", json={"resolution": "meh"}, headers=acme.headers
     )
-    assert bad.status_code == 400
+    assert bad.status_code == 422
     clock.advance(60)
     await seed(runtime, used(runtime, doomed, "revoked"))
     [again] = await flags_of(client, acme)
