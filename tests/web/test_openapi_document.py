@@ -101,6 +101,13 @@ async def test_the_rate_limit_headers_and_the_secret_headers_are_declared(client
     assert {"X-RateLimit-Remaining", "RateLimit", "Location", "Cache-Control", "Idempotent-Replayed"} <= set(
         created
     )
+    for secret in [
+        ("POST", "/v1/accounts"),
+        ("POST", "/v1/api-keys/{key_id}/rotate"),
+        ("POST", "/v1/webhook-endpoints"),
+    ]:
+        assert {"Location", "Cache-Control"} <= set(operations[secret]["responses"]["201"]["headers"])
+    assert "Location" not in operations[("POST", "/v1/services")]["responses"]["201"]["headers"]  # no secret
     assert "X-RateLimit-Remaining" not in operations[("GET", "/healthz")]["responses"]["200"]["headers"]
     assert set(operations[("GET", "/readyz")]["responses"]) == {"200", "400", "503"}
 

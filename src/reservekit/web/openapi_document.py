@@ -74,7 +74,7 @@ class RouteFacts:
     def scopes(self) -> list[str]:
         return sorted(self.opt.get("scopes") or ())
 
-    def kind(self, success: str) -> Kind:
+    def kind(self, success: str, *, secret: bool = False) -> Kind:
         return Kind(
             method=self.method,
             keyed=not self.public,
@@ -84,7 +84,7 @@ class RouteFacts:
             path_id="{" in self.path,
             conflicts=self.method == "POST"
             or (self.method in ("PATCH", "DELETE") and (self.method, self.path) not in _WITHOUT_CONFLICTS),
-            secret_created=success == "201" and self.method == "POST",
+            secret_created=secret and success == "201",
         )
 
 
@@ -126,14 +126,31 @@ def shape_document(app: Litestar) -> OpenAPI:
             known = facts.get((method.upper(), path))
             if operation is None or known is None:
                 continue
-            setattr(item, method, _truthful(operation, known))
+            setattr(item, method, _truthful(operation, known, components))
     _readiness_unavailable(paths.get("/readyz"))
     _add_verify(openapi)
     _rename_components(openapi)
     return openapi
 
 
-def _truthful(operation: Operation, facts: RouteFacts) -> ScopedOperation:
+def _carries_secret(components: Components, response: object) -> bool:
+    """Does this answer hold a ``secret`` (itself, or one level down: an account with its first key)?"""
+    if not isinstance(response, OpenAPIResponse):
+        return False
+    schemas = components.schemas or {}
+
+    def has_secret(node: object, depth: int) -> bool:
+        if isinstance(node, Reference):
+            node = schemas.get(node.ref.rsplit("/", 1)[-1])
+        if not isinstance(node, Schema) or depth > 1:
+            return False
+        properties = node.properties or {}
+        return "secret" in properties or any(has_secret(child, depth + 1) for child in properties.values())
+
+    return any(has_secret(media.schema, 0) for media in (response.content or {}).values())
+
+
+def _truthful(operation: Operation, facts: RouteFacts, components: Components) -> ScopedOperation:
     values = {f.name: getattr(operation, f.name) for f in fields(Operation)}
     shaped = ScopedOperation(**values)
     if facts.public:
@@ -148,7 +165,7 @@ def _truthful(operation: Operation, facts: RouteFacts) -> ScopedOperation:
         shaped.request_body.required = False
     responses = dict(shaped.responses or {})
     success = next((status for status in responses if status.startswith("2")), "200")
-    kind = facts.kind(success)
+    kind = facts.kind(success, secret=_carries_secret(components, responses.get(success)))
     for status, response in responses.items():
         if status.startswith("2") and isinstance(response, OpenAPIResponse):
             response.headers = {**(response.headers or {}), **headers_for(status, kind)}

@@ -49,6 +49,7 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise HTTPException(status_code=415, detail="Unsupported Media Type")
     try:
+        body.decode("utf-8")  # not UTF-8 is not JSON at all: the body guard's 400, before any field check
         msgspec.json.decode(body, type=body_type, strict=True)
     except msgspec.ValidationError as exc:
         raise ValidationException(
