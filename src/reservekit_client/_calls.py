@@ -138,14 +138,14 @@ def delete_service(service_id: str) -> Call[None]:
 
 
 # Audit
-def audit_events(cursor: int | None, limit: int | None, **filters: Any) -> Call[Page[AuditEvent, int]]:
+def audit_events(cursor: str | None, limit: int | None, **filters: Any) -> Call[Page[AuditEvent, str]]:
     params = _query(cursor=cursor, limit=limit, **filters)
-    return Call("GET", "/v1/audit/events", Page[AuditEvent, int], params=params)
+    return Call("GET", "/v1/audit/events", Page[AuditEvent, str], params=params)
 
 
-def audit_usage(cursor: int | None, limit: int | None, **filters: Any) -> Call[Page[UsageRow, int]]:
+def audit_usage(cursor: str | None, limit: int | None, **filters: Any) -> Call[Page[UsageRow, str]]:
     params = _query(cursor=cursor, limit=limit, **filters)
-    return Call("GET", "/v1/audit/usage", Page[UsageRow, int], params=params)
+    return Call("GET", "/v1/audit/usage", Page[UsageRow, str], params=params)
 
 
 def verify_chain() -> Call[ChainReport]:

@@ -213,15 +213,15 @@ class AsyncReserveKitClient:
 
     # Audit (audit:read for the own account; platform:admin for all)
     async def list_audit_events(
-        self, *, cursor: int | None = None, limit: int | None = None, **filters: Any
-    ) -> Page[AuditEvent, int]:
+        self, *, cursor: str | None = None, limit: int | None = None, **filters: Any
+    ) -> Page[AuditEvent, str]:
         """Filters: account_id, stream_id, type, actor, since, until."""
         return await self.send(calls.audit_events(cursor, limit, **filters))
 
     async def iter_audit_events(
         self, *, page_size: int | None = None, **filters: Any
     ) -> AsyncIterator[AuditEvent]:
-        cursor: int | None = None
+        cursor: str | None = None
         while True:
             page = await self.list_audit_events(cursor=cursor, limit=page_size, **filters)
             for item in page.data:
@@ -231,15 +231,15 @@ class AsyncReserveKitClient:
             cursor = page.next_cursor
 
     async def list_audit_usage(
-        self, *, cursor: int | None = None, limit: int | None = None, **filters: Any
-    ) -> Page[UsageRow, int]:
+        self, *, cursor: str | None = None, limit: int | None = None, **filters: Any
+    ) -> Page[UsageRow, str]:
         """Filters: account_id, key_id, outcome, client_ip, since, until."""
         return await self.send(calls.audit_usage(cursor, limit, **filters))
 
     async def iter_audit_usage(
         self, *, page_size: int | None = None, **filters: Any
     ) -> AsyncIterator[UsageRow]:
-        cursor: int | None = None
+        cursor: str | None = None
         while True:
             page = await self.list_audit_usage(cursor=cursor, limit=page_size, **filters)
             for item in page.data:

@@ -206,13 +206,13 @@ class ReserveKitClient:
 
     # Audit (audit:read for the own account; platform:admin for all)
     def list_audit_events(
-        self, *, cursor: int | None = None, limit: int | None = None, **filters: Any
-    ) -> Page[AuditEvent, int]:
+        self, *, cursor: str | None = None, limit: int | None = None, **filters: Any
+    ) -> Page[AuditEvent, str]:
         """Filters: account_id, stream_id, type, actor, since, until."""
         return self.send(calls.audit_events(cursor, limit, **filters))
 
     def iter_audit_events(self, *, page_size: int | None = None, **filters: Any) -> Iterator[AuditEvent]:
-        cursor: int | None = None
+        cursor: str | None = None
         while True:
             page = self.list_audit_events(cursor=cursor, limit=page_size, **filters)
             yield from page.data
@@ -221,13 +221,13 @@ class ReserveKitClient:
             cursor = page.next_cursor
 
     def list_audit_usage(
-        self, *, cursor: int | None = None, limit: int | None = None, **filters: Any
-    ) -> Page[UsageRow, int]:
+        self, *, cursor: str | None = None, limit: int | None = None, **filters: Any
+    ) -> Page[UsageRow, str]:
         """Filters: account_id, key_id, outcome, client_ip, since, until."""
         return self.send(calls.audit_usage(cursor, limit, **filters))
 
     def iter_audit_usage(self, *, page_size: int | None = None, **filters: Any) -> Iterator[UsageRow]:
-        cursor: int | None = None
+        cursor: str | None = None
         while True:
             page = self.list_audit_usage(cursor=cursor, limit=page_size, **filters)
             yield from page.data

@@ -21,7 +21,10 @@ import pytest
 from tests.faults.servers import Server, cli, server_env
 
 pytestmark = pytest.mark.fuzz
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,"
+    "response_headers_conformance,response_schema_conformance"
+)
 ST = str(Path(sys.executable).with_name("st"))
 
 

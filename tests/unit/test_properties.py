@@ -18,7 +18,7 @@ from reservekit.domain.errors import DomainError
 from reservekit.keys.tokens import BASE62_ALPHABET, SECRET_PREFIX, generate_secret, is_well_formed
 from reservekit.ratelimit.gcra import gcra_step_us
 from reservekit.redaction import REDACTED_KEY, redact
-from reservekit.web.params import flag_cursor, flag_position
+from reservekit.web.pagination import encode_cursor, flag_after, id_after, position_after
 
 secrets_ = st.builds(lambda _: generate_secret(), st.integers())
 labels = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?\Z")
@@ -104,21 +104,30 @@ def test_origin_host_of_an_origin_matches_its_domain(host: str) -> None:
 
 
 @given(st.integers(0, 2**63 - 1), st.text(string.ascii_letters + string.digits, min_size=1, max_size=30))
-def test_flag_cursors_round_trip(first_seen: int, suffix: str) -> None:
-    position = (first_seen, f"flg_{suffix}")
-    assert flag_position(flag_cursor(position)) == position
+def test_cursors_round_trip(position: int, suffix: str) -> None:
+    flag = (position, f"flg_{suffix}")
+    assert flag_after(encode_cursor("flags", flag)) == flag
+    assert position_after("audit_events", encode_cursor("audit_events", position)) == position
+    assert id_after("api_keys", encode_cursor("api_keys", f"key_{suffix}")) == f"key_{suffix}"
 
 
-@given(st.text(max_size=40))
-def test_any_flag_cursor_text_is_decoded_or_refused_as_bad_input(text: str) -> None:
-    try:
-        position = flag_position(text)
-    except DomainError as exc:
-        assert exc.field == "cursor"  # noqa: PT017 (hypothesis: either outcome is fine)
-    else:
-        if position is not None:
-            assert 0 <= position[0] < 2**63
-            assert position[1].startswith("flg_")
+@given(st.integers(0, 2**63 - 1))
+def test_a_cursor_of_one_listing_is_refused_on_another(position: int) -> None:
+    with pytest.raises(DomainError) as refused:
+        position_after("audit_usage", encode_cursor("audit_events", position))
+    assert refused.value.field == "cursor"
+
+
+@given(st.text(max_size=60))
+def test_any_cursor_text_is_decoded_or_refused_as_bad_input(text: str) -> None:
+    for decode in (flag_after, lambda c: id_after("services", c), lambda c: position_after("deliveries", c)):
+        try:
+            value = decode(text)
+        except DomainError as exc:
+            assert exc.field == "cursor"  # noqa: PT017 (hypothesis: either outcome is fine)
+        else:
+            assert value is not None  # only a cursor this API made decodes
+            assert "\x00" not in str(value)
 
 
 # GCRA ----------------------------------------------------------------------------------------------
@@ -176,10 +185,23 @@ def test_never_more_than_limit_plus_refill_in_any_run(
     assert allowed <= limit + (now - start) // interval
 
 
-@pytest.mark.parametrize("cursor", ["²³.flg_x", "99999999999999999999.flg_x", "-1.flg_x", "1.key_x", "1"])
-def test_bad_flag_cursors_found_by_the_properties(cursor: str) -> None:
+@pytest.mark.parametrize(
+    "value",
+    [
+        [2**63, "flg_x"],
+        [-1, "flg_x"],
+        [1, "key_x"],
+        [1, "flg_x\x00"],
+        1,
+        "flg_x",
+        [1.5, "flg_x"],
+        [True, "flg_x"],
+    ],
+)
+def test_bad_flag_cursors_found_by_the_properties(value: object) -> None:
+    """Well encoded, but not a flag position this API could have made (past 64 bits, another id, NUL)."""
     with pytest.raises(DomainError):
-        flag_position(cursor)
+        flag_after(encode_cursor("flags", value))  # type: ignore[arg-type]
 
 
 def test_a_webhook_secret_pasted_into_free_text_is_redacted_but_its_name_is_not() -> None:

@@ -11,8 +11,8 @@ from reservekit.web.app import create_app
 from tests.web.conftest import Caller, Client, create_key, event_count, make_account, problem, serving
 
 BAD_KEY_BODIES = [
-    ({"name": 42}, 400, "name"),
-    ({"domains": "example.com"}, 400, "domains"),
+    ({"name": 42}, 422, "name"),
+    ({"domains": "example.com"}, 422, "domains"),
     ({"domains": ["https://example.com/path"]}, 422, "domains"),
     ({"domains": ["exa mple.com"]}, 422, "domains"),
     ({"domains": ["*.com."[:-1] + "*"]}, 422, "domains"),
@@ -20,11 +20,11 @@ BAD_KEY_BODIES = [
     ({"scopes": ["services:delete"]}, 422, "scopes"),
     ({"scopes": ["platform:admin"]}, 422, "scopes"),
     ({"scopes": []}, 422, "scopes"),
-    ({"expires_at": "tomorrow"}, 400, "expires_at"),
+    ({"expires_at": "tomorrow"}, 422, "expires_at"),
     ({"expires_at": "2020-01-01T00:00:00Z"}, 422, "expires_at"),
     ({"expires_at": "2030-01-01T00:00:00"}, 422, "expires_at"),
-    ({"nmae": "typo"}, 400, "nmae"),
-    ({"name": "x" * 201}, 400, "name"),
+    ({"nmae": "typo"}, 422, "nmae"),
+    ({"name": "x" * 201}, 422, "name"),
 ]
 
 

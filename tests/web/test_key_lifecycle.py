@@ -157,7 +157,7 @@ async def test_bad_grace_periods_are_refused_naming_the_field(
     response = await client.post(
         f"/v1/api-keys/{acme.key_id}/rotate", json={"grace_period_seconds": grace}, headers=acme.headers
     )
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert problem(response)["field"] == "grace_period_seconds"
     assert await event_count(runtime) == before
 

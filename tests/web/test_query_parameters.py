@@ -31,18 +31,6 @@ async def test_a_bad_as_of_is_the_same_400(client: Client, acme: Caller, as_of: 
     assert (problem(response)["code"], problem(response)["field"]) == ("invalid_request", "as_of")
 
 
-@pytest.mark.parametrize(
-    ("route", "cursor"),
-    [("/v1/audit/flags", "nonsense"), ("/v1/audit/events", "-1"), ("/v1/api-keys", "k" * 65)],
-)
-async def test_a_cursor_this_api_did_not_return_is_a_400(
-    client: Client, acme: Caller, route: str, cursor: str
-) -> None:
-    response = await client.get(route, params={"cursor": cursor}, headers=acme.headers)
-    assert response.status_code == 400, response.text
-    assert (problem(response)["code"], problem(response)["field"]) == ("invalid_request", "cursor")
-
-
 @pytest.mark.parametrize("route", ["/v1/api-keys", "/v1/services", "/v1/audit/events", "/v1/audit/flags"])
 @pytest.mark.parametrize("limit", ["0", "101", "many"])
 async def test_a_limit_out_of_range_is_a_400_everywhere(

@@ -21,9 +21,10 @@ async def test_a_json_value_of_the_wrong_type_is_refused_and_writes_nothing(
 ) -> None:
     written = await event_count(runtime)
     response = await client.post(path.format(key=acme.key_id), json=body, headers=acme.headers)
-    assert response.status_code == 400
-    assert problem(response)["code"] == "invalid_request"
+    assert response.status_code == 422
+    assert problem(response)["code"] == "invalid_input"
     assert problem(response)["field"] == field
+    assert f"at `$.{field}`" in str(problem(response)["detail"])  # the path, in the detail
     assert await event_count(runtime) == written
     listed = await client.get("/v1/services", headers=acme.headers)
     assert listed.json()["data"] == []
@@ -52,3 +53,26 @@ async def test_an_unknown_query_parameter_is_400_naming_it(client: Client, acme:
     assert response.status_code == 400
     assert problem(response)["field"] == "limt"
     assert (await client.get("/v1/api-keys", params={"limit": "5"}, headers=acme.headers)).status_code == 200
+
+
+async def test_a_nested_wrong_type_names_its_path(client: Client, acme: Caller) -> None:
+    response = await client.post("/v1/api-keys", json={"scopes": ["keys:read", 7]}, headers=acme.headers)
+    assert response.status_code == 422
+    assert problem(response)["field"] == "scopes[1]"
+    assert "$.scopes[1]" in str(problem(response)["detail"])
+
+
+async def test_verify_refuses_a_wrong_type_with_422_and_a_non_json_body_with_415(
+    client: Client, runtime: Runtime
+) -> None:
+    from tests.web.conftest import make_account
+
+    operator = await make_account(runtime, "Ops", operator=True)
+    wrong = await client.post("/v1/keys/verify", json={"cost": "2"}, headers=operator.headers)
+    assert wrong.status_code == 422
+    assert (problem(wrong)["code"], problem(wrong)["field"]) == ("invalid_input", "cost")
+    text = await client.post(
+        "/v1/keys/verify", content=b"{}", headers={**operator.headers, "Content-Type": "text/plain"}
+    )
+    assert text.status_code == 415
+    assert problem(text)["code"] == "unsupported_media_type"

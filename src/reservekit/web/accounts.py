@@ -15,8 +15,8 @@ from reservekit.schemas import AccountOut, AccountWithKey, account_out, key_with
 from reservekit.usecases.commands import ChangePlan, OpenAccount
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
-from reservekit.web.pagination import Page
-from reservekit.web.params import IdCursor, Limit
+from reservekit.web.pagination import Cursor, Page, id_after, next_cursor
+from reservekit.web.params import Limit
 from reservekit.web.secrets import created_with_secret
 
 ADMIN = requires("platform:admin")
@@ -51,12 +51,14 @@ class AccountsController(Controller):
 
     @get("/", opt=ADMIN, summary="List every account (operators only), in id order")
     async def list(
-        self, call: NamedDependency[ApiCall], cursor: IdCursor = None, limit: Limit = 50
+        self, call: NamedDependency[ApiCall], cursor: Cursor = None, limit: Limit = 50
     ) -> Page[AccountOut]:
         async with read_transaction(call.engine) as conn:
-            states = await accounts.list_accounts(conn, after=cursor, limit=limit + 1)
+            states = await accounts.list_accounts(conn, after=id_after("accounts", cursor), limit=limit + 1)
         page = [account_out(state) for state in states[:limit]]
-        return Page(data=page, next_cursor=page[-1].id if len(states) > limit else None)
+        return Page(
+            data=page, next_cursor=next_cursor("accounts", page[-1].id if len(states) > limit else None)
+        )
 
     @get("/{account_id:str}", opt=ADMIN, summary="Read an account")
     async def read(self, account_id: FromPath[str], call: NamedDependency[ApiCall]) -> AccountOut:

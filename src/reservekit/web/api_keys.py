@@ -17,8 +17,8 @@ from reservekit.schemas import KeyOut, KeyWithSecret, key_out, key_with_secret
 from reservekit.usecases.commands import CreateKey, RevokeKey, RotateKey, UpdateKey
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
-from reservekit.web.pagination import Page
-from reservekit.web.params import IdCursor, Limit
+from reservekit.web.pagination import Cursor, Page, id_after, next_cursor
+from reservekit.web.params import Limit
 from reservekit.web.secrets import created_with_secret
 
 
@@ -69,15 +69,19 @@ class ApiKeysController(Controller):
 
     @get("/", opt=requires("keys:read"), summary="List the account's keys (never their secrets)")
     async def list(
-        self, call: NamedDependency[ApiCall], cursor: IdCursor = None, limit: Limit = 50
+        self, call: NamedDependency[ApiCall], cursor: Cursor = None, limit: Limit = 50
     ) -> Page[KeyOut]:
         account_id = call.caller.account_id
         async with read_transaction(call.engine) as conn:
-            states = await api_keys.list_for_account(conn, account_id, after=cursor, limit=limit + 1)
+            states = await api_keys.list_for_account(
+                conn, account_id, after=id_after("api_keys", cursor), limit=limit + 1
+            )
             used = await key_usage.last_used_at(conn, [state.key_id for state in states[:limit]])
         now = call.clock.now()
         page = [key_out(state, now=now, last_used_at=used.get(state.key_id)) for state in states[:limit]]
-        return Page(data=page, next_cursor=page[-1].id if len(states) > limit else None)
+        return Page(
+            data=page, next_cursor=next_cursor("api_keys", page[-1].id if len(states) > limit else None)
+        )
 
     @get("/{key_id:str}", opt=requires("keys:read"), summary="Read one key (never its secret)")
     async def read(self, key_id: FromPath[str], call: NamedDependency[ApiCall]) -> KeyOut:

@@ -11,7 +11,7 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
@@ -34,12 +34,13 @@ from reservekit.web.dashboard.router import TEMPLATES, dashboard_router
 from reservekit.web.dashboard.team_pages import invitation_mailer
 from reservekit.web.dashboard.visit import DashboardServices
 from reservekit.web.deps import WebServices, provide_call
+from reservekit.web.docs_ui import PackagedSwaggerUI
 from reservekit.web.health import HealthController, Operations
 from reservekit.web.idempotency import IdempotencyMiddleware
 from reservekit.web.key_changes import key_changes
 from reservekit.web.leaks import leaks_router
 from reservekit.web.middleware import AuthMiddleware
-from reservekit.web.openapi_problems import document_problems
+from reservekit.web.openapi_document import BEARER, shape_document
 from reservekit.web.problems import EXCEPTION_HANDLERS
 from reservekit.web.request_guard import GuardedRequest
 from reservekit.web.request_log import RequestLog
@@ -134,14 +135,15 @@ def create_app(
             title="ReserveKit API",
             version=__version__,
             path="/schema",
-            openapi_router=Router(path="/schema", route_handlers=[], opt=PUBLIC),
+            # The document and its UI are not operations of the API: left out of the document itself.
+            openapi_router=Router(path="/schema", route_handlers=[], opt=PUBLIC, include_in_schema=False),
             render_plugins=[
                 JsonRenderPlugin(path=["/", "/openapi.json"]),
-                SwaggerRenderPlugin(path="/swagger"),
+                PackagedSwaggerUI(path="/swagger"),
             ],
             components=Components(
                 security_schemes={
-                    "bearer": SecurityScheme(
+                    BEARER: SecurityScheme(
                         type="http",
                         scheme="bearer",
                         bearer_format="sk_rsv_<32 base62><6 base62 CRC32>",
@@ -149,7 +151,6 @@ def create_app(
                     )
                 }
             ),
-            security=[{"bearer": []}],
         ),
     )
     app = Litestar.from_config(config)
@@ -160,7 +161,7 @@ def create_app(
         trusted=settings.trusted_networks,
         access_log=settings.access_log,
     )
-    document_problems(app.openapi_schema)
+    shape_document(app)
     app.state.runtime = runtime
     app.state.key_authority = key_authority
     app.state.services = services

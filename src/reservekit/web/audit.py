@@ -18,7 +18,8 @@ from reservekit.events.verify import verify_chain
 from reservekit.schemas import KeyOut, key_out
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
-from reservekit.web.params import IdFilter, InstantText, Limit, PositionCursor, instant, optional_instant
+from reservekit.web.pagination import Cursor, next_cursor, position_after
+from reservekit.web.params import IdFilter, InstantText, Limit, instant, optional_instant
 
 AUDITORS = requires("audit:read", "platform:admin")
 
@@ -39,7 +40,7 @@ class AuditEvent(msgspec.Struct, kw_only=True):
 
 class EventPage(msgspec.Struct):
     data: list[AuditEvent]
-    next_cursor: int | None
+    next_cursor: str | None
 
 
 class ChainVerdict(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -88,7 +89,7 @@ class UsageOut(msgspec.Struct, kw_only=True):
 
 class UsagePage(msgspec.Struct):
     data: list[UsageOut]
-    next_cursor: int | None
+    next_cursor: str | None
 
 
 class KeysAsOf(msgspec.Struct):
@@ -110,7 +111,7 @@ class AuditController(Controller):
         actor: IdFilter = None,
         since: InstantText = None,
         until: InstantText = None,
-        cursor: PositionCursor = 0,
+        cursor: Cursor = None,
         limit: Limit = 100,
     ) -> EventPage:
         f = EventFilter(
@@ -120,12 +121,12 @@ class AuditController(Controller):
             actor=actor,
             since=optional_instant(since, "since"),
             until=optional_instant(until, "until"),
-            after=cursor,
+            after=position_after("audit_events", cursor) or 0,
             limit=limit + 1,
         )
         rows = await read_events(call.engine, f)
         page = [audit_event(r, operator=call.caller.operator) for r in rows[:limit]]
-        return EventPage(page, page[-1].position if len(rows) > limit else None)
+        return EventPage(page, next_cursor("audit_events", page[-1].position if len(rows) > limit else None))
 
     @get("/usage", opt=AUDITORS, summary="Usage rows (one per request, refused ones included)")
     async def usage(
@@ -137,7 +138,7 @@ class AuditController(Controller):
         client_ip: IdFilter = None,
         since: InstantText = None,
         until: InstantText = None,
-        cursor: PositionCursor = 0,
+        cursor: Cursor = None,
         limit: Limit = 100,
     ) -> UsagePage:
         f = UsageFilter(
@@ -147,7 +148,7 @@ class AuditController(Controller):
             client_ip=client_ip,
             since=optional_instant(since, "since"),
             until=optional_instant(until, "until"),
-            after=cursor,
+            after=position_after("audit_usage", cursor) or 0,
             limit=limit + 1,
         )
         rows = await read_usage(call.engine, f)
@@ -169,7 +170,7 @@ class AuditController(Controller):
             )
             for r in rows[:limit]
         ]
-        return UsagePage(page, page[-1].position if len(rows) > limit else None)
+        return UsagePage(page, next_cursor("audit_usage", page[-1].position if len(rows) > limit else None))
 
     @get("/verify", opt=AUDITORS, summary="Recompute the hash chain; names the first bad position")
     async def verify(self, call: NamedDependency[ApiCall]) -> ChainVerdict:

@@ -14,20 +14,13 @@ from reservekit.audit.flags import FlagOut, FlagQuery, FlagStatus, get_flag, lis
 from reservekit.clock import to_micros
 from reservekit.db import read_transaction
 from reservekit.detectors.rules import RULES, SEVERITIES, Severity
-from reservekit.domain.errors import InvalidInput
 from reservekit.usecases.commands import ResolveFlag
 from reservekit.usecases.flags import Resolution
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
-from reservekit.web.pagination import Page
-from reservekit.web.params import (
-    FlagCursor,
-    IdFilter,
-    Limit,
-    flag_cursor,
-    flag_position,
-    optional_instant,
-)
+from reservekit.web.pagination import Cursor, Page, flag_after, next_cursor
+from reservekit.web.params import IdFilter, Limit, optional_instant
+from reservekit.web.problems import InvalidParameter
 
 AUDIT = requires("audit:read", "platform:admin")
 SINCE_DOC = "RFC 3339 with an offset: flags whose last hit is at or after"
@@ -64,11 +57,11 @@ class AuditFlagsController(Controller):
         until: Annotated[
             str | None, Parameter(max_length=64, description="RFC 3339: first hit before")
         ] = None,
-        cursor: FlagCursor = None,
+        cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[FlagOut]:
         if rule is not None and rule not in RULES:
-            raise InvalidInput(f"rule must be {_RULE_DOC}", field="rule")
+            raise InvalidParameter(f"rule must be {_RULE_DOC}", field="rule")
         query = FlagQuery(
             account_id=call.visible_account(account_id),
             key_id=key_id,
@@ -79,8 +72,8 @@ class AuditFlagsController(Controller):
             until_us=_micros(until, "until"),
         )
         async with read_transaction(call.engine) as conn:
-            flags, next_position = await list_flags(conn, query, after=flag_position(cursor), limit=limit)
-        return Page(data=flags, next_cursor=flag_cursor(next_position))
+            flags, next_position = await list_flags(conn, query, after=flag_after(cursor), limit=limit)
+        return Page(data=flags, next_cursor=next_cursor("flags", next_position))
 
     @get("/{flag_id:str}", opt=AUDIT, summary="One flag with its evidence")
     async def read(self, flag_id: FromPath[str], call: NamedDependency[ApiCall]) -> FlagOut:

@@ -29,10 +29,10 @@ from reservekit.auth.key_view import CachedKey
 from reservekit.auth.verification import KeyAuthority
 from reservekit.background import wait_for_wakeup
 from reservekit.db import DatabaseUnavailable
-from reservekit.domain.errors import InvalidInput
 from reservekit.domain.scopes import KEYS_VERIFY
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
+from reservekit.web.problems import InvalidParameter
 
 MAX_WAIT_SECONDS = 30.0
 HEARTBEAT_SECONDS = 5.0
@@ -102,7 +102,7 @@ def _last_event_id(raw: str | None) -> int | None:
     if raw is None:
         return None
     if not raw.isdigit() or len(raw) > 18:
-        raise InvalidInput("Last-Event-ID must be a log position (a whole number)", field="Last-Event-ID")
+        raise InvalidParameter("Last-Event-ID must be a log position (a whole number)", field="Last-Event-ID")
     return int(raw)
 
 

@@ -95,12 +95,13 @@ class InvalidParameter(DomainError):
 
 
 INVALID_REQUEST = ProblemKind(400, "Invalid request", "invalid_request")
+INVALID_BODY = ProblemKind(422, "Invalid input", "invalid_input")
 
 # The one table from a refused decision to its answer (docs/errors.md, "Other errors"). A subclass answers
 # like its nearest listed ancestor: ConcurrentChange like Conflict.
 DOMAIN_PROBLEMS: dict[type[DomainError], ProblemKind] = {
     InvalidParameter: INVALID_REQUEST,
-    InvalidInput: ProblemKind(422, "Invalid input", "invalid_input"),
+    InvalidInput: INVALID_BODY,
     NotFound: ProblemKind(404, "Not found", "not_found"),
     Conflict: ProblemKind(409, "Conflict", "conflict"),
     NotPermitted: ProblemKind(403, "Forbidden", "forbidden"),
@@ -120,18 +121,25 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
     return problem_response(request, kind.status, kind.title, kind.code, detail=exc.message, field=exc.field)
 
 
+def _from_body(errors: list[dict[str, Any]] | None) -> bool:
+    return bool(errors) and all(error.get("source") == "body" for error in errors or ())
+
+
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     if isinstance(exc, ValidationException):
         field, errors = _validation_field(exc.extra)
-        detail = exc.detail if not field else f"{exc.detail}: {field}"
+        # A JSON body that parsed but does not fit its schema (wrong type, unknown or missing field, out
+        # of range) is 422 with msgspec's message, which carries the path (``at `$.scopes[0]```). The
+        # rest — query and path parameters, a body that is not UTF-8, too deep, or holds NUL — is 400.
+        if _from_body(errors):
+            message = str((errors or [{}])[0].get("message") or exc.detail)
+            kind = INVALID_BODY
+            detail = message
+        else:
+            kind = INVALID_REQUEST
+            detail = exc.detail if not field else f"{exc.detail}: {field}"
         return problem_response(
-            request,
-            INVALID_REQUEST.status,
-            INVALID_REQUEST.title,
-            INVALID_REQUEST.code,
-            detail=detail,
-            field=field,
-            errors=errors,
+            request, kind.status, kind.title, kind.code, detail=detail, field=field, errors=errors
         )
     codes = {
         404: "not_found",

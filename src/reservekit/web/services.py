@@ -14,8 +14,8 @@ from reservekit.domain.errors import InvalidInput
 from reservekit.scheduling import Service
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
-from reservekit.web.pagination import Page
-from reservekit.web.params import IdCursor, Limit
+from reservekit.web.pagination import Cursor, Page, id_after, next_cursor
+from reservekit.web.params import Limit
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Duration = Annotated[int, msgspec.Meta(ge=1, le=24 * 60)]
@@ -42,13 +42,16 @@ class ServicesController(Controller):
     async def list(
         self,
         call: NamedDependency[ApiCall],
-        cursor: IdCursor = None,
+        cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[Service]:
         rows = await scheduling.list_services(
-            call.engine, call.caller.account_id, after=cursor, limit=limit + 1
+            call.engine, call.caller.account_id, after=id_after("services", cursor), limit=limit + 1
         )
-        return Page(data=rows[:limit], next_cursor=rows[limit - 1].id if len(rows) > limit else None)
+        return Page(
+            data=rows[:limit],
+            next_cursor=next_cursor("services", rows[limit - 1].id if len(rows) > limit else None),
+        )
 
     @post("/", opt=requires("services:write"), summary="Create a service")
     async def create(

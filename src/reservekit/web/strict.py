@@ -1,9 +1,11 @@
 """Input is what the document says, exactly: strict JSON types, JSON only as JSON, no unknown parameters.
 
 Litestar converts bodies and parameters leniently (``"10"`` becomes ``10``) because query strings are
-text. A body is JSON, so its types must already be right: it is decoded again here, strictly, before the
-handler runs, and any difference is the same 400 ``invalid_request`` naming the field. A query parameter
-that no route declares is refused rather than ignored, so a typo (``?limt=5``) is not silently a default.
+text. A body is JSON, so its types must already be right: it is decoded here, strictly, before the
+handler runs, and any difference (wrong type, unknown or missing field, out of range) is a 422
+``invalid_input`` naming the field, with msgspec's message and its path as the detail (problems.py).
+A query parameter that no route declares is refused rather than ignored, so a typo (``?limt=5``) is not
+silently a default.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise HTTPException(status_code=415, detail="Unsupported Media Type")
     try:
+        body.decode("utf-8")  # not UTF-8 is not JSON at all: the body guard's 400, before any field check
         msgspec.json.decode(body, type=body_type, strict=True)
     except msgspec.ValidationError as exc:
         raise ValidationException(

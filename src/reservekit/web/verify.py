@@ -54,7 +54,7 @@ async def verify_key(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         if scope.get("method") != "POST":
             raise _BadInput(405, "Method Not Allowed", "method_not_allowed", "use POST")
-        data = await _read_body(receive, authority.max_body_bytes)
+        data = await _read_body(receive, authority.max_body_bytes, _is_json(scope))
         answer = await _verify(authority, state, data)
     except _BadInput as bad:
         body = problem_bytes(
@@ -102,7 +102,16 @@ def _client_ip(raw: str) -> str:
         ) from None
 
 
-async def _read_body(receive: Receive, limit: int) -> VerifyBody:
+def _is_json(scope: Scope) -> bool:
+    """The same rule as every other route (``web/strict.py``): a body is JSON only when sent as JSON."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media_type = value.split(b";")[0].strip().lower()
+            return media_type == b"application/json" or media_type.endswith(b"+json")
+    return False
+
+
+async def _read_body(receive: Receive, limit: int, is_json: bool) -> VerifyBody:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -116,10 +125,16 @@ async def _read_body(receive: Receive, limit: int) -> VerifyBody:
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
+    body = b"".join(chunks)
+    if body and not is_json:
+        raise _BadInput(
+            415, "Unsupported Media Type", "unsupported_media_type", "send the body as application/json"
+        )
     try:
-        return _decoder.decode(b"".join(chunks))
+        return _decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise _BadInput(400, "Invalid request", "invalid_request", str(exc), _field_of(str(exc))) from None
+        # Parsed, but not the schema (a wrong type, an unknown field): 422 like every route (errors.md).
+        raise _BadInput(422, "Invalid input", "invalid_input", str(exc), _field_of(str(exc))) from None
     except msgspec.DecodeError:
         raise _BadInput(400, "Invalid request", "invalid_request", "the body is not valid JSON") from None
 

@@ -12,14 +12,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody
 
 from reservekit.db import read_transaction
 from reservekit.domain.webhooks import MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, EndpointState
 from reservekit.web.access import requires
 from reservekit.web.deps import ApiCall
-from reservekit.web.pagination import Page
-from reservekit.web.params import IdCursor, Limit
+from reservekit.web.pagination import Cursor, Page, id_after, next_cursor, position_after
+from reservekit.web.params import Limit
 from reservekit.web.secrets import NO_STORE, created_with_secret
 from reservekit.webhooks import deliveries, endpoints
 from reservekit.webhooks.endpoints import Webhooks
@@ -98,15 +98,18 @@ class WebhookEndpointsController(Controller):
         self,
         call: NamedDependency[ApiCall],
         webhooks: NamedDependency[Webhooks],
-        cursor: IdCursor = None,
+        cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[deliveries.EndpointOut]:
         async with read_transaction(call.engine) as conn:
             states = await deliveries.list_endpoints(
-                conn, call.caller.account_id, after=cursor, limit=limit + 1
+                conn, call.caller.account_id, after=id_after("webhook_endpoints", cursor), limit=limit + 1
             )
         page = await deliveries.endpoint_views(webhooks, states[:limit], webhooks.failing_after_errors)
-        return Page(data=page, next_cursor=page[-1].id if len(states) > limit else None)
+        return Page(
+            data=page,
+            next_cursor=next_cursor("webhook_endpoints", page[-1].id if len(states) > limit else None),
+        )
 
     @get("/{endpoint_id:str}", opt=READ, summary="Read one endpoint")
     async def read(
@@ -189,16 +192,16 @@ class WebhookEndpointsController(Controller):
         endpoint_id: FromPath[str],
         call: NamedDependency[ApiCall],
         webhooks: NamedDependency[Webhooks],
-        cursor: Annotated[str | None, Parameter(max_length=32)] = None,
+        cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[deliveries.DeliveryOut]:
+        before = position_after("deliveries", cursor)
         await endpoints.load_endpoint(webhooks, account_id=call.caller.account_id, endpoint_id=endpoint_id)
-        before = deliveries.parse_delivery_cursor(cursor)
         async with read_transaction(call.engine) as conn:
-            page, next_cursor = await deliveries.list_deliveries(
+            page, last_seq = await deliveries.list_deliveries(
                 conn, endpoint_id, before_seq=before, limit=limit
             )
-        return Page(data=page, next_cursor=next_cursor)
+        return Page(data=page, next_cursor=next_cursor("deliveries", last_seq))
 
     @post(
         "/{endpoint_id:str}/deliveries/{delivery_id:str}/retry",

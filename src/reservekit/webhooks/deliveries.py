@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from projections import webhook_outbox
 from reservekit.clock import from_micros, to_micros
 from reservekit.db import read_transaction, write_transaction
-from reservekit.domain.errors import Conflict, InvalidInput, NotFound
+from reservekit.domain.errors import Conflict, NotFound
 from reservekit.domain.webhooks import TEST_EVENT_TYPE, EndpointState
 from reservekit.ids import new_id
 from reservekit.webhooks.endpoints import Webhooks, load_endpoint
@@ -143,8 +143,8 @@ async def list_endpoints(
 
 async def list_deliveries(
     conn: AsyncConnection, endpoint_id: str, *, before_seq: int | None = None, limit: int = 50
-) -> tuple[list[DeliveryOut], str | None]:
-    """Newest first, each with its attempts; the cursor is the last delivery's sequence number."""
+) -> tuple[list[DeliveryOut], int | None]:
+    """Newest first, each with its attempts, and the last delivery's sequence number if more follow."""
     d = webhook_deliveries
     query = select(d).where(d.c.endpoint_id == endpoint_id)
     if before_seq is not None:
@@ -182,15 +182,7 @@ async def list_deliveries(
         )
         for row in page
     ]
-    return out, (str(page[-1].seq) if len(rows) > limit else None)
-
-
-def parse_delivery_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not cursor.isdigit():
-        raise InvalidInput("cursor is not one this API returned", field="cursor")
-    return int(cursor)
+    return out, (int(page[-1].seq) if len(rows) > limit else None)
 
 
 async def retry_delivery(

@@ -18,7 +18,8 @@ from reservekit.domain.roles import ACCOUNTS_MANAGE, ACCOUNTS_VIEW
 from reservekit.usecases.commands import ChangePlan
 from reservekit.web.dashboard.pages import form_of, render, see_other, text, when
 from reservekit.web.dashboard.visit import Visit
-from reservekit.web.params import IdCursor
+from reservekit.web.pagination import Cursor, id_after
+from reservekit.web.pagination import next_cursor as encode_next
 
 ACCOUNTS_PAGE_LIMIT = 50
 
@@ -30,19 +31,23 @@ class OperatorPages(Controller):
     async def accounts(
         self,
         visit: NamedDependency[Visit],
-        cursor: IdCursor = None,
+        cursor: Cursor = None,
         changed: FromQuery[str | None] = None,
     ) -> Template:
         viewer, _ = await visit.require(ACCOUNTS_VIEW)
         async with read_transaction(visit.engine) as conn:
-            states = await accounts.list_accounts(conn, after=cursor, limit=ACCOUNTS_PAGE_LIMIT + 1)
+            states = await accounts.list_accounts(
+                conn, after=id_after("accounts", cursor), limit=ACCOUNTS_PAGE_LIMIT + 1
+            )
         page = states[:ACCOUNTS_PAGE_LIMIT]
         plans = visit.application.deps.plans
         return render(
             "operator_accounts.html",
             title="All accounts",
             accounts=page,
-            next_cursor=page[-1].account_id if len(states) > ACCOUNTS_PAGE_LIMIT else None,
+            next_cursor=encode_next(
+                "accounts", page[-1].account_id if len(states) > ACCOUNTS_PAGE_LIMIT else None
+            ),
             first_page=cursor is None,
             plans=sorted(plans, key=lambda name: (plans[name], name)),
             limits=plans,

@@ -22,6 +22,8 @@ from reservekit.domain.roles import WEBHOOKS_MANAGE, WEBHOOKS_VIEW
 from reservekit.domain.webhooks import SEVERITIES, WEBHOOK_EVENT_TYPES
 from reservekit.web.dashboard.pages import form_of, new_form_id, render, see_other, text, when
 from reservekit.web.dashboard.visit import Visit
+from reservekit.web.pagination import next_cursor as encode_next
+from reservekit.web.pagination import position_after
 from reservekit.web.webhooks import provide_webhooks
 from reservekit.webhooks import deliveries, endpoints
 from reservekit.webhooks.endpoints import Webhooks
@@ -136,9 +138,9 @@ class WebhookPages(Controller):
         viewer, _ = await visit.require(WEBHOOKS_VIEW)
         state = await endpoints.load_endpoint(webhooks, account_id=viewer.account_id, endpoint_id=endpoint_id)
         [view] = await deliveries.endpoint_views(webhooks, [state], webhooks.failing_after_errors)
-        before = deliveries.parse_delivery_cursor(cursor)
+        before = position_after("deliveries", cursor)
         async with read_transaction(visit.engine) as conn:
-            page, next_cursor = await deliveries.list_deliveries(
+            page, last_seq = await deliveries.list_deliveries(
                 conn, endpoint_id, before_seq=before, limit=DELIVERIES_PAGE_LIMIT
             )
         return render(
@@ -146,7 +148,7 @@ class WebhookPages(Controller):
             title=state.url,
             endpoint=view,
             deliveries=page,
-            next_cursor=next_cursor,
+            next_cursor=encode_next("deliveries", last_seq),
             viewer=viewer,
             notice=NOTICES.get(done or ""),
             form_id=new_form_id(),
