@@ -17,7 +17,7 @@ from reservekit.auth.key_view import KeyView
 from reservekit.auth.key_view_follower import KeyViewChecker, KeyViewTailer
 from reservekit.background import PostgresListener, WakeUp
 from reservekit.clock import HOUR_US, MINUTE_US, Clock, SystemClock
-from reservekit.db import create_engine
+from reservekit.db import close_readers, create_engine
 from reservekit.events.store import NOTIFY_CHANNEL, SqlEventStore
 from reservekit.keys.tokens import KeyHasher, load_or_create_pepper, parse_pepper
 from reservekit.lifecycle_log import log_lifecycle
@@ -212,26 +212,39 @@ class Runtime:
         runtime.members = members
         return runtime
 
-    async def start(self, *, migrate: bool = False, background: bool = True) -> None:
+    async def start(
+        self, *, migrate: bool = False, background: bool = True, serve: bool = True, work: bool | None = None
+    ) -> None:
+        """Start this replica's loops: ``serve`` those a request-serving process needs (usage writer,
+        key-view tailer), ``work`` the worker's (projection runner, webhook dispatcher; default
+        ``settings.run_worker``). ``reservekit worker`` starts with ``serve=False, work=True``."""
+        work = self.settings.run_worker if work is None else work
         if migrate:
             await upgrade_to_head_async(self.settings.effective_database_url)
         await self.runner.setup()
-        await self.usage.replay_spool()  # rows a killed process answered but never wrote
-        await self.runner.run_all_once()
+        if serve:
+            await self.usage.replay_spool()  # rows a killed process answered but never wrote
+        # Without the worker here, only the lifecycle projections this process's reads need; the
+        # worker catches the usage projections up (possibly many rows) in its own process.
+        await self.runner.run_all_once(source=None if work else "events")
         await self.key_view.start()
         if not background:
             return
-        # Before serving: fan out what is pending, and on first start (or new detector thresholds)
-        # take the flags already present as the baseline, so no flag raised from now on is missed.
-        await self.dispatcher.materialise_all()
-        tailer = KeyViewTailer(
-            self.key_view,
-            self.wakeup,
-            poll_interval=self.settings.poll_interval_seconds,
-            checker=self.key_view_checker,
-            check_interval=self.settings.key_view_check_interval_seconds,
-        )
-        self._background = [self.usage, tailer, self.runner, self.dispatcher]
+        if work:
+            # Before serving: fan out what is pending, and on first start (or new detector thresholds)
+            # take the flags already present as the baseline, so no flag raised from now on is missed.
+            await self.dispatcher.materialise_all()
+        if serve:
+            tailer = KeyViewTailer(
+                self.key_view,
+                self.wakeup,
+                poll_interval=self.settings.poll_interval_seconds,
+                checker=self.key_view_checker,
+                check_interval=self.settings.key_view_check_interval_seconds,
+            )
+            self._background += [self.usage, tailer]
+        if work:
+            self._background += [self.runner, self.dispatcher]
         if not self.settings.is_embedded:
             self._background.append(
                 PostgresListener(self.settings.effective_database_url, NOTIFY_CHANNEL, self.wakeup)
@@ -249,4 +262,5 @@ class Runtime:
         self._background = []
         if isinstance(self.rate_limiter, CircuitBreakerLimiter):
             await self.rate_limiter.close()
+        close_readers(self.engine)
         await self.engine.dispose()
