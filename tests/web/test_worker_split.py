@@ -62,9 +62,8 @@ async def test_serve_without_the_worker_leaves_usage_projections_to_the_worker(
     await worker.start(serve=False, work=True)
     try:
         async with asyncio.timeout(20):
-            while await checkpoint(worker.engine, "key_usage") < head:
-                await asyncio.sleep(0.05)
-            while await checkpoint(worker.engine, "usage_flags") < head:
-                await asyncio.sleep(0.05)
+            for name in ("key_usage", "usage_flags"):
+                while await checkpoint(worker.engine, name) < head:  # noqa: ASYNC110 -- another task's work
+                    await asyncio.sleep(0.05)
     finally:
         await worker.stop()
