@@ -1,24 +1,37 @@
 """Engines and transactions for both backends.
 
 SQLite: WAL, a busy timeout, and writers take ``BEGIN IMMEDIATE`` so two writers queue on the file lock
-instead of failing half-way when a read transaction upgrades. PostgreSQL: asyncpg with a modest pool.
+instead of failing half-way when a read transaction upgrades. PostgreSQL: asyncpg with a modest pool,
+no pre-ping (it cost a round trip per checkout): connections are recycled after
+``POOL_RECYCLE_SECONDS``, and a connection found dead is invalidated by SQLAlchemy (a disconnect error
+invalidates the whole pool, so one request answers 503 after a restart and the next gets a fresh one).
+
+Hot reads (``fetch_all`` with a ``Read``): one statement compiled once per dialect, no transaction. On
+PostgreSQL that is one round trip on a pooled asyncpg connection (asyncpg caches the prepared statement
+per connection); on SQLite it runs on the event loop's thread with a read-only connection of its own,
+because a hop to aiosqlite's thread (several per read: BEGIN, execute, fetch, COMMIT, reset) costs far
+more than a bounded indexed read. Use it only for bounded reads by index (a page of rows).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+import sqlite3
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Select
 
 _IMMEDIATE = "reservekit_immediate"
+POOL_RECYCLE_SECONDS = 1800
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -41,7 +54,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_SECONDS,
         connect_args={"server_settings": {"application_name": "reservekit"}},
     )
 
@@ -182,3 +195,101 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 _is_connectivity_error = is_unavailable
+
+
+class Read:
+    """A read-only statement with named bind parameters, compiled once per dialect.
+
+    ``fetch_all(engine, read, params)`` runs it with one round trip and no transaction; rows come back
+    as plain sequences in the statement's column order.
+    """
+
+    __slots__ = ("_compiled", "_statement")
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self._statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+
+    def compiled_for(self, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self._statement.compile(dialect=dialect)
+            found = (str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params))
+            self._compiled[dialect.name] = found
+        return found
+
+
+async def fetch_all(engine: AsyncEngine, read: Read, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+    sql, names, defaults = read.compiled_for(engine.dialect)
+    args = [params[name] if name in params else defaults[name] for name in names]
+    if not is_sqlite(engine):
+        return await _postgres_fetch(engine, sql, args)
+    if engine.url.database in (None, "", ":memory:"):  # a private in-memory database: only the pool has it
+        async with read_transaction(engine) as conn:
+            return list((await conn.exec_driver_sql(sql, tuple(args))).tuples())
+    return _sqlite_reader(engine).fetch(sql, args)
+
+
+async def _postgres_fetch(engine: AsyncEngine, sql: str, args: list[Any]) -> list[Sequence[Any]]:
+    # A read is safe to repeat: a connection that died since it was pooled (a restart) is invalidated
+    # and the read tried once more on a fresh one before the caller hears of it.
+    for attempt in (1, 2):
+        try:
+            async with engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                try:
+                    return list(await raw.driver_connection.fetch(sql, *args))  # type: ignore[union-attr]
+                except Exception as exc:
+                    if is_unavailable(exc):
+                        await conn.invalidate()
+                    raise
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            if attempt == 2:
+                raise DatabaseUnavailable(str(exc)) from exc
+    raise AssertionError("unreachable")
+
+
+class _SqliteReader:
+    """One read-only sqlite3 connection per engine, used on the event loop's thread (see the module doc)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def fetch(self, sql: str, args: list[Any]) -> list[Sequence[Any]]:
+        try:
+            if self._conn is None:
+                # WAL readers never wait for writers; the short timeout only covers WAL recovery.
+                conn = sqlite3.connect(self._path, timeout=1.0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA query_only = ON")
+                self._conn = conn
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            self.close()
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(str(exc)) from exc
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+_SQLITE_READERS: weakref.WeakKeyDictionary[Engine, _SqliteReader] = weakref.WeakKeyDictionary()
+
+
+def _sqlite_reader(engine: AsyncEngine) -> _SqliteReader:
+    reader = _SQLITE_READERS.get(engine.sync_engine)
+    if reader is None:
+        reader = _SQLITE_READERS[engine.sync_engine] = _SqliteReader(str(engine.url.database))
+    return reader
+
+
+def close_readers(engine: AsyncEngine) -> None:
+    """Close the engine's SQLite reader (``Runtime.stop``, before ``dispose``); a later read reopens it."""
+    reader = _SQLITE_READERS.pop(engine.sync_engine, None)
+    if reader is not None:
+        reader.close()

@@ -17,7 +17,7 @@ from reservekit.auth.key_view import KeyView
 from reservekit.auth.key_view_follower import KeyViewChecker, KeyViewTailer
 from reservekit.background import PostgresListener, WakeUp
 from reservekit.clock import HOUR_US, MINUTE_US, Clock, SystemClock
-from reservekit.db import create_engine
+from reservekit.db import close_readers, create_engine
 from reservekit.events.store import NOTIFY_CHANNEL, SqlEventStore
 from reservekit.keys.tokens import KeyHasher, load_or_create_pepper, parse_pepper
 from reservekit.lifecycle_log import log_lifecycle
@@ -213,32 +213,52 @@ class Runtime:
         runtime.members = members
         return runtime
 
-    async def start(self, *, migrate: bool = False, background: bool = True, catch_up: bool = True) -> None:
-        """``catch_up=False``: leave the projections where they are (``projections rebuild`` replays
-        into fresh tables anyway; catching the live ones up first cost it minutes on a long log)."""
+    async def start(
+        self,
+        *,
+        migrate: bool = False,
+        background: bool = True,
+        serve: bool = True,
+        work: bool | None = None,
+        catch_up: bool = True,
+    ) -> None:
+        """Start this replica's loops: ``serve`` those a request-serving process needs (usage writer,
+        key-view tailer), ``work`` the worker's (projection runner, webhook dispatcher, usage
+        partitions and retention; default ``settings.run_worker``). ``reservekit worker`` starts with
+        ``serve=False, work=True``. ``catch_up=False``: leave the projections where they are
+        (``projections rebuild`` replays into fresh tables anyway; catching the live ones up first cost
+        it minutes on a long log)."""
+        work = self.settings.run_worker if work is None else work
         if migrate:
             await upgrade_to_head_async(self.settings.effective_database_url)
         await self.runner.setup()
-        await self.usage.replay_spool()  # rows a killed process answered but never wrote
+        if serve:
+            await self.usage.replay_spool()  # rows a killed process answered but never wrote
         if catch_up:
-            await self.runner.run_all_once()
+            # Without the worker here, only the lifecycle projections this process's reads need; the
+            # worker catches the usage projections up (possibly many rows) in its own process.
+            await self.runner.run_all_once(source=None if work else "events")
         await self.key_view.start()
         if not background:
             return
-        # Before serving: fan out what is pending, and on first start (or new detector thresholds)
-        # take the flags already present as the baseline, so no flag raised from now on is missed.
-        await self.dispatcher.materialise_all()
-        tailer = KeyViewTailer(
-            self.key_view,
-            self.wakeup,
-            poll_interval=self.settings.poll_interval_seconds,
-            checker=self.key_view_checker,
-            check_interval=self.settings.key_view_check_interval_seconds,
-        )
-        maintenance = UsageMaintenance(
-            self.engine, self.store, self.clock, days=self.settings.usage_retention_days
-        )
-        self._background = [self.usage, tailer, self.runner, self.dispatcher, maintenance]
+        if work:
+            # Before serving: fan out what is pending, and on first start (or new detector thresholds)
+            # take the flags already present as the baseline, so no flag raised from now on is missed.
+            await self.dispatcher.materialise_all()
+        if serve:
+            tailer = KeyViewTailer(
+                self.key_view,
+                self.wakeup,
+                poll_interval=self.settings.poll_interval_seconds,
+                checker=self.key_view_checker,
+                check_interval=self.settings.key_view_check_interval_seconds,
+            )
+            self._background += [self.usage, tailer]
+        if work:
+            maintenance = UsageMaintenance(
+                self.engine, self.store, self.clock, days=self.settings.usage_retention_days
+            )
+            self._background += [self.runner, self.dispatcher, maintenance]
         if not self.settings.is_embedded:
             self._background.append(
                 PostgresListener(self.settings.effective_database_url, NOTIFY_CHANNEL, self.wakeup)
@@ -256,4 +276,5 @@ class Runtime:
         self._background = []
         if isinstance(self.rate_limiter, CircuitBreakerLimiter):
             await self.rate_limiter.close()
+        close_readers(self.engine)
         await self.engine.dispose()

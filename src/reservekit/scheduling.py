@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from sqlalchemy import (
@@ -13,16 +15,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reservekit.clock import from_micros, to_micros
-from reservekit.db import read_transaction, write_transaction
+from reservekit.db import Read, fetch_all, write_transaction
 from reservekit.domain.errors import NotFound
 from reservekit.ids import new_id
 from reservekit.redaction import redact, redact_optional
@@ -50,39 +52,55 @@ class Service(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
 
-def _service(row: Row[tuple[object, ...]] | Row[object]) -> Service:
-    m = row._mapping
+def _service(row: Sequence[Any]) -> Service:
+    """A row of ``_COLUMNS``, in that order."""
+    service_id, name, duration_minutes, description, created_at_us, updated_at_us = row
     return Service(
-        id=m["id"],
-        name=m["name"],
-        duration_minutes=m["duration_minutes"],
-        description=m["description"],
-        created_at=from_micros(m["created_at_us"]),
-        updated_at=from_micros(m["updated_at_us"]),
+        id=service_id,
+        name=name,
+        duration_minutes=duration_minutes,
+        description=description,
+        created_at=from_micros(created_at_us),
+        updated_at=from_micros(updated_at_us),
     )
+
+
+_COLUMNS = (
+    services.c.id,
+    services.c.name,
+    services.c.duration_minutes,
+    services.c.description,
+    services.c.created_at_us,
+    services.c.updated_at_us,
+)
+_OF_ACCOUNT = services.c.account_id == bindparam("account_id")
+_LIMIT = bindparam("limit", type_=Integer)
+# The hot reads, compiled once per dialect (db.Read): one round trip each, no transaction.
+_FIRST_PAGE = Read(select(*_COLUMNS).where(_OF_ACCOUNT).order_by(services.c.id).limit(_LIMIT))
+_NEXT_PAGE = Read(
+    select(*_COLUMNS)
+    .where(_OF_ACCOUNT, services.c.id > bindparam("after"))
+    .order_by(services.c.id)
+    .limit(_LIMIT)
+)
+_ONE = Read(select(*_COLUMNS).where(_OF_ACCOUNT, services.c.id == bindparam("service_id")))
 
 
 async def list_services(
     engine: AsyncEngine, account_id: str, *, after: str | None, limit: int
 ) -> list[Service]:
-    query = select(services).where(services.c.account_id == account_id)
     if after:
-        query = query.where(services.c.id > after)
-    async with read_transaction(engine) as conn:
-        rows = await conn.execute(query.order_by(services.c.id).limit(limit))
-        return [_service(row) for row in rows]
+        rows = await fetch_all(engine, _NEXT_PAGE, {"account_id": account_id, "after": after, "limit": limit})
+    else:
+        rows = await fetch_all(engine, _FIRST_PAGE, {"account_id": account_id, "limit": limit})
+    return [_service(row) for row in rows]
 
 
 async def get_service(engine: AsyncEngine, account_id: str, service_id: str) -> Service:
-    async with read_transaction(engine) as conn:
-        row = (
-            await conn.execute(
-                select(services).where(services.c.id == service_id, services.c.account_id == account_id)
-            )
-        ).first()
-    if row is None:
+    rows = await fetch_all(engine, _ONE, {"account_id": account_id, "service_id": service_id})
+    if not rows:
         raise NotFound(f"service {service_id} not found", field="id")
-    return _service(row)
+    return _service(rows[0])
 
 
 async def create_service(

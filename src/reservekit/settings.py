@@ -39,6 +39,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     key_view_check_sample: int = 256
     failed_auth_per_ip_per_minute: int = 30
     max_body_bytes: int = 64 * 1024
+    # Projections (usage, detectors, outboxes) and webhook deliveries in the serving process (the embedded
+    # default); false when `reservekit worker` runs them in a process of its own (docs/operations.md).
+    run_worker: bool = True
     # Benchmarks only: serve GET /bench/v1/services for this account with no authentication at all.
     bench_unauthenticated_account: str | None = None
     detectors: DetectorThresholds = msgspec.field(default_factory=DetectorThresholds)
@@ -173,6 +176,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fields["webhooks_allow_loopback"] = _parse_bool(
             "RESERVEKIT_WEBHOOKS_ALLOW_LOOPBACK", env["RESERVEKIT_WEBHOOKS_ALLOW_LOOPBACK"]
         )
+    if env.get("RESERVEKIT_RUN_WORKER"):
+        fields["run_worker"] = _parse_bool("RESERVEKIT_RUN_WORKER", env["RESERVEKIT_RUN_WORKER"])
     if env.get("RESERVEKIT_LOG_JSON"):
         fields["log_json"] = _parse_bool("RESERVEKIT_LOG_JSON", env["RESERVEKIT_LOG_JSON"])
     if env.get("RESERVEKIT_ACCESS_LOG"):

@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +137,122 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+class BenchRow:
+    """One line of ``run_all.py``'s table: what was measured, its figure, and its ratio to the bare route.
+
+    Every ``bench_*.py`` exposes ``run(quick: bool = False) -> list[BenchRow]`` (its ``main`` prints the
+    same rows), so ``run_all.py`` can import and run them all in one process.
+    """
+
+    __slots__ = ("benchmark", "measure", "note", "ratio", "target", "unit", "value")
+
+    def __init__(
+        self,
+        benchmark: str,
+        measure: str,
+        value: float,
+        unit: str,
+        *,
+        ratio: float | None = None,
+        target: str = "",
+        note: str = "",
+    ) -> None:
+        self.benchmark, self.measure, self.value, self.unit = benchmark, measure, value, unit
+        self.ratio, self.target, self.note = ratio, target, note
+
+    def line(self) -> str:
+        ratio = f"{self.ratio:.3f}" if self.ratio is not None else "-"
+        return (
+            f"| {self.benchmark} | {self.measure} | {self.value:,.1f} {self.unit} | {ratio} | "
+            f"{self.target} | {self.note} |"
+        )
+
+
+TABLE_HEADER = "| benchmark | measure | figure | ratio to bare | target | note |\n|---|---|---|---|---|---|"
+
+
+def print_rows(rows: Sequence[BenchRow]) -> None:
+    print(TABLE_HEADER)
+    for row in rows:
+        print(row.line())
+
+
+class BareServer(Server):
+    """``bare_app.py`` under Granian, 1 worker: a Litestar route with no project code."""
+
+    def __init__(self, env: Mapping[str, str], *, cpu: int | None, log_path: Path) -> None:
+        self.kind = "bare"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log_path.open("ab")
+        command = [PYTHON, "-m", "granian", "--interface", "asgi", "--factory", "--workers", "1"]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), "--no-log", "bare_app:create_app"]
+        self.process = subprocess.Popen(
+            pinned(command, cpu),
+            env={**env, "PYTHONPATH": str(Path(__file__).parent)},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.log_path = log_path
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bare server exited; see {self.log_path}")
+            try:
+                if httpx.get(self.url + "/", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("bare server not ready")
+
+
+class Worker:
+    """``reservekit worker``: projections, detectors and webhook deliveries in their own process."""
+
+    def __init__(self, env: Mapping[str, str], *, cpu: int | None, log_path: Path) -> None:
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            pinned([PYTHON, "-m", "reservekit.cli.main", "worker"], cpu),
+            env=dict(env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self._log.close()
+
+
+async def _pg_admin(pg: str, statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(pg + "/postgres", timeout=10)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def scratch_postgres(pg: str, name: str) -> Iterator[str]:
+    """A fresh database on the PostgreSQL at ``pg`` (``postgresql://user@host:port``), dropped afterwards."""
+    import asyncio
+
+    asyncio.run(_pg_admin(pg, f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{pg}/{name}"
+    finally:
+        asyncio.run(_pg_admin(pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

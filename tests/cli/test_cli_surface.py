@@ -44,8 +44,9 @@ def test_every_option_says_what_it_does_and_every_command_speaks_json() -> None:
         for path, parser in commands.items()
         if not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
     ]
-    # serve runs a server, export always writes JSON lines, completion writes a shell script.
-    without_json = {("serve",), ("audit", "export"), ("completion",)}
+    # serve runs a server, worker runs loops, export always writes JSON lines, completion writes a
+    # shell script.
+    without_json = {("serve",), ("worker",), ("audit", "export"), ("completion",)}
     missing = [
         " ".join(path)
         for path in leaves

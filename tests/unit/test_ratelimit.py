@@ -10,6 +10,7 @@ from reservekit.ratelimit import (
     RateLimiter,
     emission_interval_us,
     gcra_step,
+    rate_limit_header_bytes,
     rate_limit_headers,
 )
 
@@ -171,3 +172,17 @@ def test_headers_for_a_denied_decision() -> None:
         ("Retry-After", "1"),
     ]
     assert rate_limit_headers(RateDecision(False, 10, 2, 48.0, 12.0), now=NOW)[-1] == ("Retry-After", "12")
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        RateDecision(True, 60, 59, 1.0, 0.0),
+        RateDecision(True, 1_000_000_000, 999_999_998, 0.00012, 0.0),
+        RateDecision(False, 600, 0, 59.95, 0.05),
+        RateDecision(False, 5, 0, 60.0, 12.3),
+    ],
+)
+def test_header_bytes_are_the_same_headers_as_asgi_pairs(decision: RateDecision) -> None:
+    expected = [(n.lower().encode(), v.encode()) for n, v in rate_limit_headers(decision, now=NOW + 0.5)]
+    assert rate_limit_header_bytes(decision, now=NOW + 0.5) == expected

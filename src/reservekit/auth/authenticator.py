@@ -59,6 +59,8 @@ class Authenticator:
         self._plans = plans
         self._default_limit = plans.get("free", min(plans.values()))
         self._account_limiter = account_limiter
+        # The embedded default's limiter answers without I/O: called directly, no coroutine per request.
+        self._in_memory = account_limiter if isinstance(account_limiter, InMemoryRateLimiter) else None
         self._local_limiter = InMemoryRateLimiter()
         self._failure_limiter = InMemoryRateLimiter()
         self._failure_limit = failures_per_ip_per_minute
@@ -98,17 +100,22 @@ class Authenticator:
         (row 3, counted against the client IP's guessing budget), so it reveals nothing."""
         now = self._clock.timestamp()
         ip_bucket = "ip:" + client_ip
-        budget = await self._failure_limiter.peek(
+        # The in-memory limiters are called without a coroutine: nothing on a known key's path awaits
+        # unless the account limiter is shared (Redis).
+        budget = self._failure_limiter.peek_now(
             ip_bucket, limit=self._failure_limit, period=WINDOW_SECONDS, now=now
         )
         # An IP out of failure budget may still use keys this replica already knows; it only loses
         # the database lookups that key guessing needs (so guessing costs nothing but a 429).
-        key, outcome = await self._identify(token, may_look_up=budget.allowed)
+        key, outcome = self._identify_in_memory(token)
+        if outcome == "invalid" and token is not None and budget.allowed:
+            key = await self._view.resolve(self._hasher.digest(token))
+            outcome = "ok" if key is not None else "invalid"
         if key is not None and within_account is not None and key.account_id != within_account:
             key, outcome = None, "invalid"
         if outcome in GUESSING_OUTCOMES:
             if budget.allowed:
-                budget = await self._failure_limiter.hit(
+                budget = self._failure_limiter.hit_now(
                     ip_bucket, limit=self._failure_limit, period=WINDOW_SECONDS, now=now
                 )
             if not budget.allowed:
@@ -121,15 +128,13 @@ class Authenticator:
         decision = await self._spend_quota(key.account_id, now, cost)
         return AuthResult("ok" if decision.allowed else "rate_limited", key, decision)
 
-    async def _identify(self, token: str | None, *, may_look_up: bool) -> tuple[CachedKey | None, Outcome]:
+    def _identify_in_memory(self, token: str | None) -> tuple[CachedKey | None, Outcome]:
+        """Rows 1-3 from memory; "invalid" may still be a key this replica has not seen yet."""
         if token is None:
             return None, "missing"
         if not is_well_formed(token):
             return None, "malformed"
-        key_hash = self._hasher.digest(token)
-        key = self._view.get(key_hash)
-        if key is None and may_look_up:
-            key = await self._view.resolve(key_hash)
+        key = self._view.get(self._hasher.digest(token))
         if key is None:
             return None, "invalid"
         return key, "ok"
@@ -141,6 +146,8 @@ class Authenticator:
         if cost > limit:
             # More than the whole quota can never be allowed; say so without touching the bucket.
             return RateDecision(False, limit, 0, float(WINDOW_SECONDS), float(WINDOW_SECONDS))
+        if self._in_memory is not None:
+            return self._in_memory.hit_now(bucket, limit=limit, period=WINDOW_SECONDS, now=now, cost=cost)
         try:
             return await self._account_limiter.hit(
                 bucket, limit=limit, period=WINDOW_SECONDS, now=now, cost=cost

@@ -1,11 +1,13 @@
-"""``reservekit serve`` and ``reservekit migrate``."""
+"""``reservekit serve``, ``reservekit worker`` and ``reservekit migrate``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import errno
+import signal
 import socket
+import sys
 from typing import Any
 
 from sqlalchemy import text
@@ -15,7 +17,7 @@ from reservekit.cli.context import JSON_HELP, UserError, print_json
 from reservekit.db import create_engine
 from reservekit.logging import configure_logging
 from reservekit.migrate import upgrade_to_head
-from reservekit.runtime import load_pepper
+from reservekit.runtime import Runtime, load_pepper
 from reservekit.settings import Settings
 
 
@@ -26,6 +28,11 @@ def register(commands: Any, _instant: Any) -> None:
     )
     serve.add_argument("--port", type=_port, default=8000, help="TCP port, 1 to 65535 (default 8000)")
     serve.set_defaults(handler=run_serve)
+    worker = commands.add_parser(
+        "worker",
+        help="run projections, detectors, webhook deliveries (beside serve with RESERVEKIT_RUN_WORKER=false)",
+    )
+    worker.set_defaults(handler=run_worker)
     migrate = commands.add_parser("migrate", help="upgrade the configured database to the latest schema")
     migrate.add_argument("--json", action="store_true", help=JSON_HELP)
     migrate.set_defaults(handler=run_migrate)
@@ -114,6 +121,24 @@ async def _check_database(settings: Settings) -> None:
         raise UserError(f"cannot reach the database at {where}: {str(exc).splitlines()[0]}") from None
     finally:
         await engine.dispose()
+
+
+async def run_worker(_args: argparse.Namespace, settings: Settings) -> int:
+    """The background half of a replica, in a process of its own, until SIGTERM or SIGINT."""
+    runtime = Runtime.build(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await runtime.start(migrate=settings.is_embedded, serve=False, work=True)
+    print(
+        "ReserveKit worker running: projections, detectors, webhook deliveries", file=sys.stderr, flush=True
+    )
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
+    return 0
 
 
 def run_migrate(args: argparse.Namespace, settings: Settings) -> int:

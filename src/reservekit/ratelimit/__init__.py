@@ -7,7 +7,7 @@ the quota across replicas. Time is always passed in (``now``, Unix seconds) by t
 
 from __future__ import annotations
 
-from .decision import RateDecision, rate_limit_headers
+from .decision import RateDecision, rate_limit_header_bytes, rate_limit_headers
 from .errors import RateLimiterUnavailable
 from .gcra import emission_interval_us, gcra_step, gcra_step_us
 from .memory import InMemoryRateLimiter
@@ -23,5 +23,6 @@ __all__ = [
     "emission_interval_us",
     "gcra_step",
     "gcra_step_us",
+    "rate_limit_header_bytes",
     "rate_limit_headers",
 ]

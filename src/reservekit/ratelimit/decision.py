@@ -40,3 +40,22 @@ def rate_limit_headers(
     if not decision.allowed:
         headers.append(("Retry-After", str(max(1, math.ceil(decision.retry_after)))))
     return headers
+
+
+def rate_limit_header_bytes(
+    decision: RateDecision, *, now: float, window_seconds: int = 60
+) -> list[tuple[bytes, bytes]]:
+    """``rate_limit_headers`` as ASGI header pairs (lower-case names, bytes), formatted straight to
+    bytes: the auth middleware adds them to every answered request."""
+    limit = decision.limit
+    remaining = decision.remaining
+    headers = [
+        (b"x-ratelimit-limit", b"%d" % limit),
+        (b"x-ratelimit-remaining", b"%d" % remaining),
+        (b"x-ratelimit-reset", b"%d" % math.ceil(now + decision.reset_after)),
+        (b"ratelimit-policy", b'"default";q=%d;w=%d' % (limit, window_seconds)),
+        (b"ratelimit", b'"default";r=%d;t=%d' % (remaining, math.ceil(decision.reset_after))),
+    ]
+    if not decision.allowed:
+        headers.append((b"retry-after", b"%d" % max(1, math.ceil(decision.retry_after))))
+    return headers

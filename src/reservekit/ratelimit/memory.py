@@ -33,6 +33,13 @@ class InMemoryRateLimiter:
     async def hit(self, bucket: str, *, limit: int, period: float, now: float, cost: int = 1) -> RateDecision:
         return self._check(bucket, limit, period, now, cost, consume=True)
 
+    def hit_now(self, bucket: str, *, limit: int, period: float, now: float, cost: int = 1) -> RateDecision:
+        """``hit`` without a coroutine: for callers on the hot path that know they hold this limiter."""
+        return self._check(bucket, limit, period, now, cost, consume=True)
+
+    def peek_now(self, bucket: str, *, limit: int, period: float, now: float, cost: int = 1) -> RateDecision:
+        return self._check(bucket, limit, period, now, cost, consume=False)
+
     async def peek(
         self, bucket: str, *, limit: int, period: float, now: float, cost: int = 1
     ) -> RateDecision:

@@ -31,7 +31,7 @@ from reservekit.clock import SECOND_US, Clock
 from reservekit.db import is_unavailable
 from reservekit.domain.domains import origin_host
 from reservekit.metrics import Metrics
-from reservekit.ratelimit import InMemoryRateLimiter, rate_limit_headers
+from reservekit.ratelimit import InMemoryRateLimiter, rate_limit_header_bytes, rate_limit_headers
 from reservekit.redaction import redact
 from reservekit.usage.records import UsageRecord
 from reservekit.usage.writer import UsageWriter
@@ -108,9 +108,7 @@ class AuthMiddleware:
         if result.per_ip and result.decision is not None:
             extra.append((b"retry-after", str(max(1, math.ceil(result.decision.retry_after))).encode()))
         elif result.decision is not None:
-            extra.extend(
-                (n.lower().encode(), v.encode()) for n, v in rate_limit_headers(result.decision, now=now)
-            )
+            extra += rate_limit_header_bytes(result.decision, now=now)
         self._metrics.observe(result.outcome, per_ip=result.per_ip, quota_checked=result.decision is not None)
         key = result.key
         row = _UsageDraft(now, request_id, key, ip, origin, scope, result.outcome)

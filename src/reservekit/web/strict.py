@@ -33,6 +33,8 @@ def _declared(handler: HTTPRouteHandler) -> tuple[frozenset[str], Any]:
 
 
 async def check_request(request: Request[Any, Any, Any]) -> None:
+    if not request.scope.get("query_string") and request.scope["method"] not in _WITH_BODY:
+        return  # nothing to check (most GETs): no query to parse, no body to decode
     handler = request.route_handler
     if handler.opt.get("public") and request.url.path.startswith("/schema"):
         return
