@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, Program
 
 from reservekit import scheduling
 from reservekit.db import is_unavailable
+from reservekit.runtime import Runtime
 from tests.web.conftest import Caller, Client, problem
 
 
@@ -84,7 +85,6 @@ async def test_a_request_refused_because_the_database_is_away_still_gets_its_usa
 ) -> None:
     """A key not yet in memory needs the database; while it is away the answer is 503, with a row."""
     from reservekit.db import DatabaseUnavailable
-    from reservekit.runtime import Runtime
 
     runtime: Runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
 
@@ -108,3 +108,22 @@ async def test_a_request_refused_because_the_database_is_away_still_gets_its_usa
             )
         ).all()
     assert [tuple(r) for r in rows] == [(503, "unavailable")]
+
+
+async def test_an_outage_while_authenticating_an_unseen_key_still_carries_the_request_id(
+    client: Client, acme: Caller, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key not yet in memory is looked up in the database inside the auth middleware; the 503 is
+    answered there, with the same X-Request-Id header every other answer carries (the OpenAPI
+    document declares it on every response)."""
+
+    async def away(*_args: object, **_kwargs: object) -> object:
+        raise wrapped(ConnectionRefusedError(111, "Connect call failed"))
+
+    monkeypatch.setattr(runtime.authenticator, "authenticate", away)
+    response = await client.get("/v1/services", headers={**acme.headers, "X-Request-Id": "req_outage_1"})
+    assert response.status_code == 503, response.text
+    assert response.headers["x-request-id"] == "req_outage_1"
+    assert int(response.headers["retry-after"]) >= 1
+    body = problem(response)
+    assert (body["code"], body["request_id"]) == ("database_unavailable", "req_outage_1")

@@ -35,7 +35,13 @@ from reservekit.ratelimit import InMemoryRateLimiter, rate_limit_header_bytes, r
 from reservekit.redaction import redact
 from reservekit.usage.records import UsageRecord
 from reservekit.usage.writer import UsageWriter
-from reservekit.web.problems import PROBLEM_JSON, problem_bytes
+from reservekit.web.problems import (
+    DATABASE_UNAVAILABLE,
+    PROBLEM_JSON,
+    RETRY_AFTER_SECONDS,
+    log_database_unavailable,
+    problem_bytes,
+)
 from reservekit.web.request_guard import nul_parameter
 from reservekit.web.request_ids import request_id_for
 
@@ -101,10 +107,16 @@ class AuthMiddleware:
         except Exception as exc:
             # A key not yet in memory needs the database; if it is away the answer is a 503 (problems.py),
             # and that answered request still gets its usage row.
-            if is_unavailable(exc):
-                draft = _UsageDraft(now, request_id, None, ip, origin, scope, "unavailable")
-                self._usage.record(draft.finish(503, started))
-            raise
+            if not is_unavailable(exc):
+                raise
+            draft = _UsageDraft(now, request_id, None, ip, origin, scope, "unavailable")
+            self._usage.record(draft.finish(503, started))
+            # Answered here, not re-raised: the app-level handler would send it without this
+            # request's X-Request-Id (the headers above are only added to what passes through us).
+            log_database_unavailable(exc)
+            retry_after = (b"retry-after", str(RETRY_AFTER_SECONDS).encode())
+            await _send_problem(send, DATABASE_UNAVAILABLE.problem(request_id), 503, [*extra, retry_after])
+            return
         if result.per_ip and result.decision is not None:
             extra.append((b"retry-after", str(max(1, math.ceil(result.decision.retry_after))).encode()))
         elif result.decision is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -163,14 +164,29 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 RETRY_AFTER_SECONDS = 2  # a fast restart of PostgreSQL takes about a second
 
 
-def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+@dataclass(frozen=True)
+class _Unavailable:
+    status: int = 503
+    title: str = "Service unavailable"
+    code: str = "database_unavailable"
+    detail: str = "the database cannot be reached; nothing was written"
+
+    def problem(self, request_id: str | None) -> bytes:
+        return problem_bytes(self.status, self.title, self.code, request_id, detail=self.detail)
+
+
+DATABASE_UNAVAILABLE = _Unavailable()
+
+
+def log_database_unavailable(exc: BaseException) -> None:
     log.error("database_unavailable", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log_database_unavailable(exc)
+    unavailable = DATABASE_UNAVAILABLE
     response = problem_response(
-        request,
-        503,
-        "Service unavailable",
-        "database_unavailable",
-        detail="the database cannot be reached; nothing was written",
+        request, unavailable.status, unavailable.title, unavailable.code, detail=unavailable.detail
     )
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
