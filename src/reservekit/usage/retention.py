@@ -108,20 +108,14 @@ async def apply_retention(
         )
         if boundary <= previous:
             raise _NothingToDrop
-        rows, through = (
-            await conn.execute(
-                select(func.count(), func.coalesce(func.max(usage_log.c.position), 0)).where(
-                    usage_log.c.recorded_at_us < boundary
-                )
-            )
-        ).one()
+        rows, through = await _rows_below(conn, boundary)
         if not rows:
             raise _NothingToDrop
         await conn.execute(
             insert(usage_retention).values(
                 boundary_us=boundary,
-                through_position=int(through),
-                rows=int(rows),
+                through_position=through,
+                rows=rows,
                 retention_days=days,
                 applied_at_us=now_us,
             )
@@ -133,26 +127,20 @@ async def apply_retention(
                     await conn.execute(text(f'DROP TABLE "{name}"'))
         # SQLite's table, and PostgreSQL's default partition: the trigger allows DELETE below the boundary.
         await conn.execute(usage_log.delete().where(usage_log.c.recorded_at_us < boundary))
-        outcome.append(RetentionResult(boundary, int(through), int(rows)))
+        outcome.append(RetentionResult(boundary, through, rows))
 
     # Rows below the boundary were recorded at least a day ago: no append adds more, so counting here,
     # before the transaction, gives the event the same figures ``drop`` writes to ``usage_retention``.
     async with read_transaction(engine) as conn:
-        rows, through = (
-            await conn.execute(
-                select(func.count(), func.coalesce(func.max(usage_log.c.position), 0)).where(
-                    usage_log.c.recorded_at_us < boundary
-                )
-            )
-        ).one()
+        rows, through = await _rows_below(conn, boundary)
     if not rows:
         return None
     version = len(await store.read_stream(RETENTION_STREAM))
     event = UsageRetentionApplied(
         account_id=SYSTEM_ACCOUNT,
         boundary=from_micros(boundary),
-        through_position=int(through),
-        rows=int(rows),
+        through_position=through,
+        rows=rows,
         retention_days=days,
     )
     try:
@@ -208,3 +196,15 @@ class UsageMaintenance:
             except (DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
                 log.warning("usage_maintenance_failed", error=str(exc))
             await wait_for_wakeup(self._wake, self._interval)
+
+
+async def _rows_below(conn: AsyncConnection, boundary: int) -> tuple[int, int]:
+    """How many usage rows were recorded before ``boundary``, and the last position among them."""
+    rows, through = (
+        await conn.execute(
+            select(func.count(), func.coalesce(func.max(usage_log.c.position), 0)).where(
+                usage_log.c.recorded_at_us < boundary
+            )
+        )
+    ).one()
+    return int(rows), int(through)
