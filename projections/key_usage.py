@@ -1,4 +1,5 @@
-"""Per-key usage from the usage log: counts per minute and outcome, last use, first-seen IPs and origins.
+"""Per-key usage from the usage log: counts per minute and outcome, last use, first-seen IPs and origins,
+and an hourly rollup of the minute counts for long ranges (see "Hourly rollup" below).
 
 Every row that names a key counts, refused ones included (a revoked key being tried is usage worth
 seeing); rows without a key (missing, malformed or unknown secrets) are not counted here.
@@ -8,6 +9,13 @@ few statements per batch rather than one per row. Results do not depend on how t
 batches: counts add up, "last" is the row with the greatest (occurred_at_us, position) — batches are
 applied in position order, so a tie goes to the later batch — and "first seen" is the least
 occurred_at_us.
+
+Hourly rollup: a 30-day chart summed ~40,000 minute rows per key twice (counts, busiest minute), so the
+same transaction also keeps counts per key, hour and outcome, each scope's (a key's, an account's)
+request total per minute, and per scope and hour the busiest minute's total. Minute totals only grow
+(rows are upserted with increments), so the hour's busiest minute is kept as GREATEST(stored, the
+minute's new total) — exact and independent of batching. Reads use the rollup for whole hours inside the
+range and the minute rows for the partial hours at its edges, so results equal the minute-only answer.
 """
 
 from __future__ import annotations
@@ -24,14 +32,16 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    and_,
     func,
     literal_column,
+    or_,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections._upsert import upsert_many
-from reservekit.clock import MINUTE_US, from_micros
+from reservekit.clock import HOUR_US, MINUTE_US, from_micros
 from reservekit.projecting.sources import USAGE
 from reservekit.projecting.spec import Projection
 from reservekit.usage.records import UsageRecord
@@ -41,6 +51,17 @@ class KeyUsageTables(NamedTuple):
     minutes: Table
     activity: Table
     first_seen: Table
+    hours: Table
+    minute_totals: Table
+    hour_peaks: Table
+
+
+def key_scope(key_id: str) -> str:
+    return f"key:{key_id}"
+
+
+def account_scope(account_id: str) -> str:
+    return f"account:{account_id}"
 
 
 def define(metadata: MetaData, suffix: str) -> KeyUsageTables:
@@ -70,6 +91,28 @@ def define(metadata: MetaData, suffix: str) -> KeyUsageTables:
             Column("value", String(255), primary_key=True),
             Column("first_seen_us", BigInteger, nullable=False),
         ),
+        Table(
+            f"proj_key_usage_hours{suffix}",
+            metadata,
+            Column("key_id", String(64), primary_key=True),
+            Column("hour_us", BigInteger, primary_key=True, autoincrement=False),
+            Column("outcome", String(32), primary_key=True),
+            Column("count", BigInteger, nullable=False),
+        ),
+        Table(  # every outcome, per "key:<id>" and "account:<id>": what the busiest minute is measured by
+            f"proj_usage_minute_totals{suffix}",
+            metadata,
+            Column("scope", String(80), primary_key=True),
+            Column("minute_us", BigInteger, primary_key=True, autoincrement=False),
+            Column("count", BigInteger, nullable=False),
+        ),
+        Table(
+            f"proj_usage_hour_peaks{suffix}",
+            metadata,
+            Column("scope", String(80), primary_key=True),
+            Column("hour_us", BigInteger, primary_key=True, autoincrement=False),
+            Column("peak", BigInteger, nullable=False),
+        ),
     )
 
 
@@ -77,6 +120,7 @@ async def apply(conn: AsyncConnection, tables: KeyUsageTables, batch: Sequence[U
     minutes: dict[tuple[str, int, str], int] = {}
     last: dict[str, tuple[int, int, str | None, str, str | None]] = {}
     first: dict[tuple[str, str, str], int] = {}
+    totals: dict[tuple[str, int], int] = {}
     for row in batch:
         key_id = row.key_id
         if key_id is None:
@@ -84,6 +128,12 @@ async def apply(conn: AsyncConnection, tables: KeyUsageTables, batch: Sequence[U
         at = row.occurred_at_us
         bucket = (key_id, at - at % MINUTE_US, row.outcome)
         minutes[bucket] = minutes.get(bucket, 0) + 1
+        for scope in (
+            key_scope(key_id),
+            *(() if row.account_id is None else (account_scope(row.account_id),)),
+        ):
+            total = (scope, bucket[1])
+            totals[total] = totals.get(total, 0) + 1
         seen = last.get(key_id)
         if seen is None or (at, row.position) >= (seen[0], seen[1]):
             last[key_id] = (at, row.position, row.account_id, row.client_ip, row.origin)
@@ -103,6 +153,7 @@ async def apply(conn: AsyncConnection, tables: KeyUsageTables, batch: Sequence[U
         conflict=("key_id", "minute_us", "outcome"),
         set_=lambda excluded: {"count": tables.minutes.c.count + excluded.count},
     )
+    await _apply_rollup(conn, tables, minutes, totals)
     activity = tables.activity
     await upsert_many(
         conn,
@@ -131,12 +182,62 @@ async def apply(conn: AsyncConnection, tables: KeyUsageTables, batch: Sequence[U
     )
 
 
+async def _apply_rollup(
+    conn: AsyncConnection,
+    tables: KeyUsageTables,
+    minutes: dict[tuple[str, int, str], int],
+    totals: dict[tuple[str, int], int],
+) -> None:
+    hours: dict[tuple[str, int, str], int] = {}
+    for (key_id, minute_us, outcome), n in minutes.items():
+        bucket = (key_id, minute_us - minute_us % HOUR_US, outcome)
+        hours[bucket] = hours.get(bucket, 0) + n
+    await upsert_many(
+        conn,
+        tables.hours,
+        [{"key_id": k, "hour_us": h, "outcome": o, "count": n} for (k, h, o), n in hours.items()],
+        conflict=("key_id", "hour_us", "outcome"),
+        set_=lambda excluded: {"count": tables.hours.c.count + excluded.count},
+    )
+    stored = tables.minute_totals
+    await upsert_many(
+        conn,
+        stored,
+        [{"scope": s, "minute_us": m, "count": n} for (s, m), n in totals.items()],
+        conflict=("scope", "minute_us"),
+        set_=lambda excluded: {"count": stored.c.count + excluded.count},
+    )
+    # Read the touched minutes' new totals back: a range per batch, not one parameter per pair.
+    touched_minutes = [minute for _scope, minute in totals]
+    result = await conn.execute(
+        select(stored.c.scope, stored.c.minute_us, stored.c.count.label("total")).where(
+            stored.c.scope.in_(sorted({scope for scope, _minute in totals})),
+            stored.c.minute_us.between(min(touched_minutes), max(touched_minutes)),
+        )
+    )
+    peaks: dict[tuple[str, int], int] = {}
+    for row in result:
+        if (row.scope, row.minute_us) in totals:
+            hour = (row.scope, row.minute_us - row.minute_us % HOUR_US)
+            peaks[hour] = max(peaks.get(hour, 0), int(row.total))
+    peak_table = tables.hour_peaks
+    await upsert_many(
+        conn,
+        peak_table,
+        [{"scope": s, "hour_us": h, "peak": n} for (s, h), n in peaks.items()],
+        conflict=("scope", "hour_us"),
+        set_=lambda excluded: {"peak": excluded.peak},
+        where=lambda excluded: excluded.peak > peak_table.c.peak,  # GREATEST(stored, new minute total)
+    )
+
+
 PROJECTION = Projection(
     name="key_usage",
-    version=1,
+    # 2: the hourly rollup (hours, minute totals, hour peaks); the new tables are filled by the replay.
+    version=2,
     define=define,
     apply=apply,
-    description="per-key usage: counts per minute and outcome, last use, first-seen IPs and origins",
+    description="per-key usage: counts per minute, hour and outcome, last use, first-seen IPs and origins",
     source=USAGE,
 )
 
@@ -150,11 +251,43 @@ KeyIds = Sequence[str] | Select[tuple[str]]
 """Which keys to count: a list of ids, or a select of them (e.g. every key of an account)."""
 
 
-def _key_filter(minutes: Table, key_ids: KeyIds) -> ColumnElement[bool]:
+def _key_filter(table: Table, key_ids: KeyIds) -> ColumnElement[bool]:
     if isinstance(key_ids, Select):
-        return minutes.c.key_id.in_(key_ids)
+        return table.c.key_id.in_(key_ids)
     wanted = list(key_ids)
-    return minutes.c.key_id == wanted[0] if len(wanted) == 1 else minutes.c.key_id.in_(wanted)
+    return table.c.key_id == wanted[0] if len(wanted) == 1 else table.c.key_id.in_(wanted)
+
+
+class _Split(NamedTuple):
+    """Which minutes ``[since_us, until_us)`` covers, cut into whole hours read from the rollup
+    (``hours_from`` ≤ hour < ``hours_until``) and edge minutes read from the minute rows."""
+
+    first_minute: int
+    until_us: int
+    hours_from: int
+    hours_until: int
+
+    def minutes_outside_hours(self, column: ColumnElement[int]) -> ColumnElement[bool]:
+        if self.hours_from >= self.hours_until:
+            return and_(column >= self.first_minute, column < self.until_us)
+        return or_(
+            and_(column >= self.first_minute, column < self.hours_from),
+            and_(column >= self.hours_until, column < self.until_us),
+        )
+
+
+def _split(since_us: int, until_us: int, bucket_us: int) -> _Split:
+    # A minute overlaps [since, until) when it starts after since - 1 minute: from since's minute on.
+    first_minute = since_us - since_us % MINUTE_US
+    if bucket_us % HOUR_US:  # minute buckets: no whole hour can be summed ahead
+        return _Split(first_minute, until_us, 0, 0)
+    hours_from = -(-first_minute // HOUR_US) * HOUR_US
+    return _Split(first_minute, until_us, hours_from, until_us - until_us % HOUR_US)
+
+
+def _width(bucket_us: int) -> ColumnElement[int]:
+    # An inline integer, not a bind parameter: GROUP BY must repeat the select's expression exactly.
+    return literal_column(str(int(bucket_us)), BigInteger)
 
 
 async def usage_buckets(
@@ -162,51 +295,86 @@ async def usage_buckets(
 ) -> list[UsageBucket]:
     """Counts by outcome per bucket (aligned to the epoch, so to UTC days) over every minute that overlaps
     [since_us, until_us), summed over ``key_ids`` (one id, a list, or a select of ids). Empty buckets are
-    absent; buckets come in time order."""
-    minutes = PROJECTION.live.minutes
+    absent; buckets come in time order. Whole hours come from the hourly rollup when buckets are hours
+    or days."""
     keys = [key_ids] if isinstance(key_ids, str) else key_ids
-    # An inline integer, not a bind parameter: GROUP BY must repeat the select's expression exactly.
-    width = literal_column(str(int(bucket_us)), BigInteger)
+    split = _split(since_us, until_us, bucket_us)
+    minutes, hours = PROJECTION.live.minutes, PROJECTION.live.hours
+    width = _width(bucket_us)
     start = (minutes.c.minute_us - minutes.c.minute_us % width).label("start_us")
-    query = (
+    queries = [
         select(start, minutes.c.outcome, func.sum(minutes.c.count).label("n"))
-        .where(
-            _key_filter(minutes, keys),
-            minutes.c.minute_us > since_us - MINUTE_US,
-            minutes.c.minute_us < until_us,
-        )
+        .where(_key_filter(minutes, keys), split.minutes_outside_hours(minutes.c.minute_us))
         .group_by(start, minutes.c.outcome)
-        .order_by(start, minutes.c.outcome)
-    )
-    buckets: list[UsageBucket] = []
-    for row in await conn.execute(query):
-        start_us = int(row.start_us)
-        if not buckets or buckets[-1].start_us != start_us:
-            buckets.append(UsageBucket(start_us, {}))
-        buckets[-1].counts[row.outcome] = int(row.n)
-    return buckets
+    ]
+    if split.hours_from < split.hours_until:
+        hour_start = (hours.c.hour_us - hours.c.hour_us % width).label("start_us")
+        queries.append(
+            select(hour_start, hours.c.outcome, func.sum(hours.c.count).label("n"))
+            .where(
+                _key_filter(hours, keys),
+                hours.c.hour_us >= split.hours_from,
+                hours.c.hour_us < split.hours_until,
+            )
+            .group_by(hour_start, hours.c.outcome)
+        )
+    counts: dict[int, dict[str, int]] = {}
+    for query in queries:
+        for row in await conn.execute(query):
+            bucket = counts.setdefault(int(row.start_us), {})
+            bucket[row.outcome] = bucket.get(row.outcome, 0) + int(row.n)
+    return [UsageBucket(start_us, dict(sorted(counts[start_us].items()))) for start_us in sorted(counts)]
 
 
 async def busiest_minutes(
-    conn: AsyncConnection, key_ids: KeyIds, since_us: int, until_us: int, bucket_us: int
+    conn: AsyncConnection,
+    key_ids: KeyIds,
+    since_us: int,
+    until_us: int,
+    bucket_us: int,
+    *,
+    account_id: str | None = None,
 ) -> dict[int, int]:
     """``bucket start -> requests in its busiest minute`` (every outcome, summed over ``key_ids``): the
-    rate the plan's per-minute limit is measured against. Buckets without requests are absent."""
+    rate the plan's per-minute limit is measured against. Buckets without requests are absent.
+
+    The rollup keeps busiest minutes per key and per account, so whole hours come from it when
+    ``key_ids`` is one key, or is every key of ``account_id`` (pass it); other sets read minute rows."""
+    wanted = None if isinstance(key_ids, Select) else list(key_ids)
+    if account_id is not None:
+        scope: str | None = account_scope(account_id)
+    elif wanted is not None and len(wanted) == 1:
+        scope = key_scope(wanted[0])
+    else:
+        scope = None
+    split = _split(since_us, until_us, bucket_us if scope is not None else MINUTE_US)
     minutes = PROJECTION.live.minutes
     per_minute = (
         select(minutes.c.minute_us, func.sum(minutes.c.count).label("n"))
-        .where(
-            _key_filter(minutes, key_ids),
-            minutes.c.minute_us > since_us - MINUTE_US,
-            minutes.c.minute_us < until_us,
-        )
+        .where(_key_filter(minutes, key_ids), split.minutes_outside_hours(minutes.c.minute_us))
         .group_by(minutes.c.minute_us)
         .subquery("per_minute")
     )
-    width = literal_column(str(int(bucket_us)), BigInteger)
+    width = _width(bucket_us)
     start = (per_minute.c.minute_us - per_minute.c.minute_us % width).label("start_us")
-    query = select(start, func.max(per_minute.c.n).label("peak")).group_by(start)
-    return {int(row.start_us): int(row.peak) for row in await conn.execute(query)}
+    queries = [select(start, func.max(per_minute.c.n).label("peak")).group_by(start)]
+    if scope is not None and split.hours_from < split.hours_until:
+        peaks = PROJECTION.live.hour_peaks
+        hour_start = (peaks.c.hour_us - peaks.c.hour_us % width).label("start_us")
+        queries.append(
+            select(hour_start, func.max(peaks.c.peak).label("peak"))
+            .where(
+                peaks.c.scope == scope,
+                peaks.c.hour_us >= split.hours_from,
+                peaks.c.hour_us < split.hours_until,
+            )
+            .group_by(hour_start)
+        )
+    busiest: dict[int, int] = {}
+    for query in queries:
+        for row in await conn.execute(query):
+            busiest[int(row.start_us)] = max(busiest.get(int(row.start_us), 0), int(row.peak))
+    return busiest
 
 
 async def first_seen_recent(

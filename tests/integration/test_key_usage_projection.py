@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -219,3 +220,65 @@ async def test_as_of_rebuild_stops_at_the_instant_and_leaves_live_alone(
     assert result.events_applied == 2
     assert await minute_rows(engine, "__asof") == {("key_a", T0, "ok"): 2}
     assert await minute_rows(engine) == {("key_a", T0, "ok"): 2, ("key_a", T0 + MINUTE_US, "revoked"): 1}
+
+
+ROLLUP_KEYS = {"key_a": "acct_1", "key_b": "acct_1", "key_c": "acct_2"}
+
+
+def expected_series(
+    rows: Sequence[UsageRecord], keys: set[str], since_us: int, until_us: int, width: int
+) -> tuple[list[key_usage.UsageBucket], dict[int, int]]:
+    """The minute-level answer, computed straight from the rows: counts per bucket and busiest minute."""
+    counts: dict[int, dict[str, int]] = {}
+    per_minute: dict[int, int] = {}
+    for row in rows:
+        minute = row.occurred_at_us - row.occurred_at_us % MINUTE_US
+        if row.key_id not in keys or not since_us - MINUTE_US < minute < until_us:
+            continue
+        bucket = counts.setdefault(minute - minute % width, {})
+        bucket[row.outcome] = bucket.get(row.outcome, 0) + 1
+        per_minute[minute] = per_minute.get(minute, 0) + 1
+    busiest: dict[int, int] = {}
+    for minute, n in per_minute.items():
+        busiest[minute - minute % width] = max(busiest.get(minute - minute % width, 0), n)
+    return [key_usage.UsageBucket(s, dict(sorted(counts[s].items()))) for s in sorted(counts)], busiest
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_the_hourly_rollup_answers_exactly_what_the_minute_rows_do(
+    engine: AsyncEngine, runner: ProjectionRunner, seed: int
+) -> None:
+    rng = random.Random(seed)
+    # A few hundred requests over three days, crowded into few minutes so minutes and hours repeat.
+    rows = []
+    for _ in range(400):
+        key_id = rng.choice(list(ROLLUP_KEYS))
+        at = (
+            T0
+            + rng.randrange(72) * HOUR_US
+            + rng.choice([0, 1, 7, 59]) * MINUTE_US
+            + rng.randrange(MINUTE_US)
+        )
+        outcome = rng.choice(["ok", "ok", "rate_limited", "revoked_key"])
+        rows.append(usage(at, key_id, outcome=outcome, account_id=ROLLUP_KEYS[key_id]))
+    for start in range(0, len(rows), 90):  # appended and applied in uneven batches
+        await append(engine, rows[start : start + 90])
+        await catch_up(engine, PROJECTION, batch_size=rng.choice([7, 50, 500]))
+    scopes: list[tuple[list[str], str | None]] = [
+        (["key_a"], None),
+        (["key_a", "key_b"], "acct_1"),
+        (["key_b", "key_c"], None),  # not one account: minute rows throughout
+    ]
+    async with read_transaction(engine) as conn:
+        for _ in range(12):
+            since = T0 - HOUR_US + rng.randrange(3 * DAY_US)
+            until = since + rng.randrange(MINUTE_US, 3 * DAY_US)
+            for width in (MINUTE_US, HOUR_US, DAY_US):
+                for keys, account_id in scopes:
+                    buckets, busiest = expected_series(rows, set(keys), since, until, width)
+                    assert await key_usage.usage_buckets(conn, keys, since, until, width) == buckets
+                    peaks = await key_usage.busiest_minutes(
+                        conn, keys, since, until, width, account_id=account_id
+                    )
+                    assert peaks == busiest
+    assert (await verify_projection(engine, PROJECTION)).differences == ()  # rebuild equals live

@@ -96,7 +96,12 @@ class UsagePages(Controller):
             scope = [key.key_id] if key else list(await conn.scalars(account_keys))
             series = await usage_series(conn, scope, since, until, bucket)
             peaks = await key_usage.busiest_minutes(
-                conn, scope, to_micros(since), to_micros(until), BUCKET_US[bucket]
+                conn,
+                scope,
+                to_micros(since),
+                to_micros(until),
+                BUCKET_US[bucket],
+                account_id=None if key else seen.account_id,  # every key of the account: its rollup
             )
             choices = [] if key else await api_keys.list_for_account(conn, seen.account_id, limit=KEY_CHOICES)
             seen_ips = seen_origins = None
