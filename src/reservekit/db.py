@@ -2,9 +2,11 @@
 
 SQLite: WAL, a busy timeout, and writers take ``BEGIN IMMEDIATE`` so two writers queue on the file lock
 instead of failing half-way when a read transaction upgrades. PostgreSQL: asyncpg with a modest pool,
-no pre-ping (it cost a round trip per checkout): connections are recycled after
-``POOL_RECYCLE_SECONDS``, and a connection found dead is invalidated by SQLAlchemy (a disconnect error
-invalidates the whole pool, so one request answers 503 after a restart and the next gets a fresh one).
+pre-ping on checkout and connections recycled after ``POOL_RECYCLE_SECONDS``. Pre-ping costs round
+trips per checkout, but without it every pooled connection a restarted server dropped failed its next
+write once (asyncpg's "connection is closed" does not invalidate the whole pool), so a restart cost up
+to a pool's worth of 503s and stopped background writers
+(``test_background_runner_resumes_after_the_database_drops_its_connections``).
 
 Hot reads (``fetch_all`` with a ``Read``): one statement compiled once per dialect, no transaction. On
 PostgreSQL that is one round trip on a pooled asyncpg connection (asyncpg caches the prepared statement
@@ -54,6 +56,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_pre_ping=True,
         pool_recycle=POOL_RECYCLE_SECONDS,
         connect_args={"server_settings": {"application_name": "reservekit"}},
     )

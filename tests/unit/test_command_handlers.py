@@ -16,15 +16,20 @@ from reservekit.events.memory import InMemoryEventStore
 from reservekit.keys.tokens import KeyHasher, generate_secret
 from reservekit.usecases.application import HANDLERS, Application
 from reservekit.usecases.commands import (
+    AcceptInvitation,
     AddMember,
+    ChangeMemberRole,
     ChangePassword,
     ChangePlan,
     Command,
     CreateKey,
+    InviteMember,
     OpenAccount,
     OpenedAccount,
+    RemoveMember,
     ReportLeak,
     ResolveFlag,
+    RevokeInvitation,
     RevokeKey,
     RotateKey,
     SignIn,
@@ -92,6 +97,8 @@ def test_every_command_has_exactly_one_handler() -> None:
     commands = {OpenAccount, ChangePlan, CreateKey, RevokeKey, RotateKey, ReportLeak, ResolveFlag}
     # The dashboard's (issue 11): key edits and members.
     commands |= {UpdateKey, SignUp, AddMember, SignIn, SignOut, ChangePassword}
+    # The team (issue 12): invitations, roles, removal.
+    commands |= {InviteMember, AcceptInvitation, RevokeInvitation, ChangeMemberRole, RemoveMember}
     assert set(HANDLERS) == commands
     assert all(issubclass(command, Command) for command in commands)
 
