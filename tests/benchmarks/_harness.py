@@ -83,6 +83,8 @@ def _importable(module: str) -> bool:
 class Server:
     """One server process in its own process group, so stopping it also stops its workers."""
 
+    ready_path = "/healthz"
+
     def __init__(self, kind: str, env: Mapping[str, str], *, cpu: int | None, log_path: Path) -> None:
         self.kind = kind
         self.port = free_port()
@@ -103,7 +105,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.kind} exited with {self.process.returncode}; see {self.log_path}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(self.url + self.ready_path, timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -182,6 +184,8 @@ def print_rows(rows: Sequence[BenchRow]) -> None:
 class BareServer(Server):
     """``bare_app.py`` under Granian, 1 worker: a Litestar route with no project code."""
 
+    ready_path = "/"
+
     def __init__(self, env: Mapping[str, str], *, cpu: int | None, log_path: Path) -> None:
         self.kind = "bare"
         self.port = free_port()
@@ -197,19 +201,6 @@ class BareServer(Server):
             start_new_session=True,
         )
         self.log_path = log_path
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"bare server exited; see {self.log_path}")
-            try:
-                if httpx.get(self.url + "/", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("bare server not ready")
 
 
 class Worker:
