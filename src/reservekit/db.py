@@ -162,6 +162,9 @@ _UNAVAILABLE_MARKERS = (
     "cannot connect now",
     "server closed the connection",
     "connection reset",
+    # asyncpg's protocol state machine left mid-operation by a connection the server cut: the pooled
+    # connection is dead even though asyncpg has not noticed yet (seen during a PostgreSQL restart).
+    "cannot switch to state",
 )
 
 

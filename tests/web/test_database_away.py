@@ -127,3 +127,42 @@ async def test_an_outage_while_authenticating_an_unseen_key_still_carries_the_re
     assert int(response.headers["retry-after"]) >= 1
     body = problem(response)
     assert (body["code"], body["request_id"]) == ("database_unavailable", "req_outage_1")
+
+
+def test_a_connection_left_mid_operation_by_a_restart_is_recognised() -> None:
+    """asyncpg's words for a pooled connection the server cut while it was mid-statement."""
+    broken = asyncpg.exceptions.InternalClientError(
+        "cannot switch to state 12; another operation (2) is in progress"
+    )
+    assert is_unavailable(broken)
+
+
+async def test_a_read_on_a_connection_a_restart_left_broken_is_retried_on_a_fresh_one(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The restart fault test once got a 500: a pooled connection asyncpg had not yet noticed was dead.
+    The read is repeated on a new connection; the caller sees rows, not an error."""
+    from sqlalchemy import literal, select
+
+    from reservekit.db import Read, create_engine, fetch_all
+
+    engine = create_engine(postgres_url)
+    used: list[int] = []
+    real_fetch = asyncpg.Connection.fetch
+
+    async def fetch_once_broken(self: asyncpg.Connection, *args: object, **kwargs: object) -> object:
+        used.append(id(self))
+        if len(used) == 1:
+            raise asyncpg.exceptions.InternalClientError(
+                "cannot switch to state 12; another operation (2) is in progress"
+            )
+        return await real_fetch(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", fetch_once_broken)
+    try:
+        rows = await fetch_all(engine, Read(select(literal(7).label("seven"))), {})
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in rows] == [(7,)]
+    assert len(used) == 2
+    assert used[0] != used[1], "the broken connection was used again"
