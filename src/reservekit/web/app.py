@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from litestar import Litestar, Router
@@ -48,6 +49,7 @@ from reservekit.web.services import ServicesController
 from reservekit.web.strict import check_request
 from reservekit.web.usage import UsageController
 from reservekit.web.verify import verify_key
+from reservekit.web.verify_shortcut import VerifyShortcut
 from reservekit.web.webhooks import WebhookEndpointsController
 
 log = structlog.get_logger("reservekit.server")
@@ -105,6 +107,13 @@ def create_app(
     ]
     if settings.bench_unauthenticated_account:
         handlers.append(bench_router(settings.bench_unauthenticated_account))
+    key_check: dict[str, Any] = {
+        "authenticator": runtime.authenticator,
+        "usage": runtime.usage,
+        "metrics": runtime.metrics,
+        "clock": runtime.clock,
+        "trusted": settings.trusted_networks,
+    }
     config = AppConfig(
         route_handlers=handlers,
         dependencies={
@@ -114,14 +123,7 @@ def create_app(
         middleware=[
             # First: a browser's preflight carries no key and must not meet the key check.
             DefineMiddleware(CorsMiddleware, management_origins=settings.cors_allowed_origins),
-            DefineMiddleware(
-                AuthMiddleware,
-                authenticator=runtime.authenticator,
-                usage=runtime.usage,
-                metrics=runtime.metrics,
-                clock=runtime.clock,
-                trusted=settings.trusted_networks,
-            ),
+            DefineMiddleware(AuthMiddleware, **key_check),
             # After authentication: a key's Idempotency-Key records belong to its account.
             DefineMiddleware(IdempotencyMiddleware, engine=runtime.engine, clock=runtime.clock),
         ],
@@ -155,8 +157,11 @@ def create_app(
     )
     app = Litestar.from_config(config)
     # Around routing itself (as Litestar wraps its own CORS): unrouted requests are logged and timed too.
+    # Verify skips routing and the layers it does not use, behind the same key check (verify_shortcut.py).
     app.asgi_handler = RequestLog(
-        app.asgi_handler,
+        VerifyShortcut(
+            app.asgi_handler, app=app, authenticated_verify=AuthMiddleware(verify_key.fn, **key_check)
+        ),
         metrics=runtime.metrics,
         trusted=settings.trusted_networks,
         access_log=settings.access_log,
