@@ -87,6 +87,20 @@ async def test_a_stale_version_raises_and_writes_nothing_even_beside_a_good_writ
     assert await store.read_stream("acct_b") == []
 
 
+async def test_a_write_of_no_events_guards_a_stream_it_read_without_touching_it(store: EventStore) -> None:
+    """A decision that read another stream (the last-owner rule) passes it as a guard: no event, and a
+    conflict if that stream moved since, so the decision's own events are not written either."""
+    await store.append([opened("acct_a"), opened("acct_b")], META)
+    guarded = await store.append([plan_changed("acct_a", 1), StreamWrite("acct_b", 1, [])], META)
+    assert [(e.stream_id, e.position) for e in guarded] == [("acct_a", 3)]
+    assert len(await store.read_stream("acct_b")) == 1
+    await store.append([plan_changed("acct_b", 1)], META)
+    with pytest.raises(ConcurrencyConflict) as conflict:
+        await store.append([plan_changed("acct_a", 2, "free"), StreamWrite("acct_b", 1, [])], META)
+    assert (conflict.value.stream_id, conflict.value.expected, conflict.value.actual) == ("acct_b", 1, 2)
+    assert await store.head() == 4
+
+
 async def test_racing_writers_on_one_stream_have_exactly_one_winner(store: EventStore) -> None:
     await store.append([opened("acct_a")], META)
     outcomes = await asyncio.gather(

@@ -28,7 +28,10 @@ class ConcurrencyConflict(Exception):
 
 
 class StreamWrite(msgspec.Struct, frozen=True):
-    """Events for one stream, to be appended only if the stream is still at ``expected_version``."""
+    """Events for one stream, to be appended only if the stream is still at ``expected_version``.
+
+    With no events it is a guard: nothing is written to that stream, but the whole append fails if the
+    stream moved, for a decision that read it (``usecases/team.py``'s last-owner rule)."""
 
     stream_id: str
     expected_version: int

@@ -15,6 +15,7 @@ from reservekit.clock import to_micros
 from reservekit.domain.errors import ConcurrentChange, Conflict, NotFound
 from reservekit.domain.events import Metadata
 from reservekit.domain.members import MemberState, check_new_password, fold_member
+from reservekit.domain.roles import OWNER
 from reservekit.domain.team import (
     INVITATION_TTL,
     InvitationState,
@@ -65,6 +66,19 @@ async def _team_member(deps: HandlerDependencies, account_id: str, member_id: st
     if member is None or member.removed or member.account_id != account_id:
         raise NotFound(f"member {member_id} not found")
     return member
+
+
+def _owners_relied_on(member: MemberState, team: list[MemberState]) -> list[StreamWrite]:
+    """When an owner steps down or leaves, the other owners the last-owner rule counted, as writes of
+    no events at the versions read: the append then fails if any of them changed meanwhile (two owners
+    demoting each other at once would otherwise both pass the rule and leave the account with none)."""
+    if member.role != OWNER:
+        return []
+    return [
+        StreamWrite(other.member_id, other.version, [])
+        for other in team
+        if other.role == OWNER and other.member_id != member.member_id
+    ]
 
 
 async def _team(deps: HandlerDependencies, account_id: str) -> list[MemberState]:
@@ -169,11 +183,15 @@ async def handle_change_member_role(
     command: ChangeMemberRole, deps: HandlerDependencies, metadata: Metadata
 ) -> Handled[MemberState]:
     member = await _team_member(deps, command.account_id, command.member_id)
-    events = decide_change_role(member, command.role, await _team(deps, command.account_id))
+    team = await _team(deps, command.account_id)
+    events = decide_change_role(member, command.role, team)
     if not events:
         return Handled(member)
     try:
-        recorded = await deps.store.append([StreamWrite(member.member_id, member.version, events)], metadata)
+        recorded = await deps.store.append(
+            [StreamWrite(member.member_id, member.version, events), *_owners_relied_on(member, team)],
+            metadata,
+        )
     except ConcurrencyConflict:
         raise ConcurrentChange(f"member {command.member_id} changed concurrently; retry") from None
     return Handled(await load_member(deps, member.member_id), recorded[-1].position)
@@ -186,9 +204,13 @@ async def handle_remove_member(
     by the log, so a crash between the two never leaves a removed member signed in."""
     members, _ = _ports(deps)
     member = await _team_member(deps, command.account_id, command.member_id)
-    events = decide_remove(member, await _team(deps, command.account_id))
+    team = await _team(deps, command.account_id)
+    events = decide_remove(member, team)
     try:
-        recorded = await deps.store.append([StreamWrite(member.member_id, member.version, events)], metadata)
+        recorded = await deps.store.append(
+            [StreamWrite(member.member_id, member.version, events), *_owners_relied_on(member, team)],
+            metadata,
+        )
     except ConcurrencyConflict:
         raise ConcurrentChange(f"member {command.member_id} changed concurrently; retry") from None
     await members.remove_member(member.member_id)
