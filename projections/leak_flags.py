@@ -117,7 +117,13 @@ async def apply(conn: AsyncConnection, tables: LeakFlagTables, batch: Sequence[R
                 "resolved_at_us": at_us,
                 "resolution": event.resolution,
                 "note": event.note,
-                "actor": recorded.metadata.actor_key_id or recorded.metadata.source,
+                # Who resolved it: the key through the API, the member through the dashboard, else the
+                # source (the CLI).
+                "actor": (
+                    recorded.metadata.actor_key_id
+                    or recorded.metadata.actor_member_id
+                    or recorded.metadata.source
+                ),
                 "actor_account_id": recorded.metadata.actor_account_id,
                 "position": recorded.position,
             }
@@ -132,7 +138,7 @@ async def apply(conn: AsyncConnection, tables: LeakFlagTables, batch: Sequence[R
 
 PROJECTION = Projection(
     name="leak_flags",
-    version=2,
+    version=3,
     define=define,
     apply=apply,
     description="leak-report flags and the resolution of every flag",

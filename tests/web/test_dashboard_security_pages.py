@@ -66,6 +66,7 @@ async def test_an_auditor_sees_a_flag_with_its_evidence_and_resolves_it_with_a_n
     api = await client.get(f"/v1/audit/flags/{flag_id}", headers=acme.headers)
     assert api.json()["status"] == "resolved"
     assert api.json()["resolution"]["note"] == "caller rotated"
+    assert api.json()["resolution"]["resolved_by"] == auditor  # the member, not "dashboard"
     trail = await client.get("/dashboard/security/trail", params={"type": "flag_resolved"})
     assert auditor in trail.text  # the member who clicked is the actor
 

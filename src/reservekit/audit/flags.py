@@ -25,6 +25,9 @@ FlagStatus = Literal["open", "resolved"]
 
 
 class FlagResolutionOut(msgspec.Struct, kw_only=True):
+    """``resolved_by``: the key that resolved it through the API, the member through the dashboard, or
+    the source (``cli``); ``resolved_by_account``: that key's or member's account."""
+
     resolution: str
     note: str | None
     resolved_at: datetime
