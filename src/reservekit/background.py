@@ -198,3 +198,38 @@ class PostgresListener:
                     await conn.fetchval("SELECT 1")
             except Exception:  # any failure of the ping means the link cannot be trusted
                 return
+
+
+class PeriodicTask:
+    """A background loop: ``run_once`` at start, then every ``interval`` seconds until ``stop``.
+
+    A pass that raises one of ``retried`` is logged as ``<name>_failed`` and tried again at the next
+    interval; anything else is a bug and ends the loop loudly.
+    """
+
+    name = "periodic_task"
+    retried: tuple[type[BaseException], ...] = (OSError,)
+
+    def __init__(self, *, interval: float) -> None:
+        self._interval = interval
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> object:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="reservekit-" + self.name.replace("_", "-"))
+
+    async def stop(self) -> None:
+        await stop_loop(self._task, self._stopping, self._wake.set)
+        self._task = None
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.run_once()
+            except self.retried as exc:
+                log.warning(f"{self.name}_failed", error=str(exc))
+            await wait_for_wakeup(self._wake, self._interval)

@@ -22,6 +22,7 @@ from reservekit.events.store import NOTIFY_CHANNEL, SqlEventStore
 from reservekit.keys.tokens import KeyHasher, load_or_create_pepper, parse_pepper
 from reservekit.lifecycle_log import log_lifecycle
 from reservekit.members.directory import SqlMemberDirectory
+from reservekit.members.housekeeping import DashboardHousekeeping
 from reservekit.members.passwords import Argon2Passwords
 from reservekit.metrics import Metrics
 from reservekit.migrate import upgrade_to_head_async
@@ -130,7 +131,13 @@ class Runtime:
         )
         runner.on_applied.append(self.dispatcher.nudge)
         self._background: list[
-            KeyViewTailer | ProjectionRunner | PostgresListener | UsageWriter | Dispatcher | UsageMaintenance
+            KeyViewTailer
+            | ProjectionRunner
+            | PostgresListener
+            | UsageWriter
+            | Dispatcher
+            | UsageMaintenance
+            | DashboardHousekeeping
         ] = []
         self.members: SqlMemberDirectory | None = None
         self.rate_limiter: RateLimiter | None = None
@@ -259,6 +266,8 @@ class Runtime:
                 self.engine, self.store, self.clock, days=self.settings.usage_retention_days
             )
             self._background += [self.runner, self.dispatcher, maintenance]
+            if self.members is not None:
+                self._background.append(DashboardHousekeeping(self.members))
         if not self.settings.is_embedded:
             self._background.append(
                 PostgresListener(self.settings.effective_database_url, NOTIFY_CHANNEL, self.wakeup)

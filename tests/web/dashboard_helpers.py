@@ -12,6 +12,13 @@ SECRET = re.compile(r'id="secret"[^>]*value="(sk_rsv_[A-Za-z0-9]+)"')
 PASSWORD = "correct horse battery staple"
 
 
+def form_id_of(html: str) -> str:
+    """The one-shot form id a page was rendered with (it carries the time it was shown)."""
+    match = FORM_ID.search(html)
+    assert match, "the page has no form_id field"
+    return match.group(1)
+
+
 def csrf_of(html: str) -> str:
     match = CSRF_FIELD.search(html)
     assert match, "the page has no CSRF field"

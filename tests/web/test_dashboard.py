@@ -21,7 +21,15 @@ from reservekit.runtime import Runtime
 from reservekit.settings import Settings
 from reservekit.web.app import create_app
 from tests.web.conftest import Caller, Client, event_count, serving
-from tests.web.dashboard_helpers import PASSWORD, SECRET, csrf_of, generate, sign_up, submit
+from tests.web.dashboard_helpers import (
+    PASSWORD,
+    SECRET,
+    csrf_of,
+    form_id_of,
+    generate,
+    sign_up,
+    submit,
+)
 
 
 async def _events(runtime: Runtime) -> list[dict[str, object]]:
@@ -221,7 +229,8 @@ async def test_resubmitting_the_generate_form_does_not_mint_a_second_key(
 ) -> None:
     await sign_up(client)
     shown = await client.get("/dashboard/keys/new")
-    body = {"_csrf_token": csrf_of(shown.text), "form_id": "one-shot-form-id", "scopes": ["services:read"]}
+    form_id = form_id_of(shown.text)
+    body = {"_csrf_token": csrf_of(shown.text), "form_id": form_id, "scopes": ["services:read"]}
     assert (await client.post("/dashboard/keys/", data=body)).status_code == 201
     again = await client.post("/dashboard/keys/", data=body)
     assert again.status_code == 409

@@ -11,7 +11,7 @@ import pytest
 
 from reservekit.runtime import Runtime
 from tests.web.conftest import Caller, Client, create_key, event_count
-from tests.web.dashboard_helpers import csrf_of
+from tests.web.dashboard_helpers import csrf_of, form_id_of
 from tests.web.insight_helpers import add_member, seed_usage, sign_in, usage_row
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -211,7 +211,7 @@ async def test_a_generate_form_with_no_scope_ticked_is_refused_not_a_500(
     shown = await client.get("/dashboard/keys/new")
     response = await client.post(
         "/dashboard/keys/",
-        data={"_csrf_token": csrf_of(shown.text), "name": "no scopes", "form_id": "f" * 24},
+        data={"_csrf_token": csrf_of(shown.text), "name": "no scopes", "form_id": form_id_of(shown.text)},
     )
     assert response.status_code == 422, response.text
     assert "scope" in response.text

@@ -68,6 +68,21 @@ class ActiveSession(msgspec.Struct, frozen=True):
     account_id: str
 
 
+def new_form_id(now_us: int) -> str:
+    """A one-shot form id: its issue time (hex microseconds), then 192 random bits."""
+    return f"{now_us:x}.{secrets.token_urlsafe(24)}"
+
+
+def form_issued_at_us(form_id: str) -> int | None:
+    stamp, dot, rest = form_id.partition(".")
+    if not dot or not rest or not 0 < len(stamp) <= 16:
+        return None
+    try:
+        return int(stamp, 16)
+    except ValueError:
+        return None
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -216,7 +231,11 @@ class SqlMemberDirectory:
             return [row.invitation_id for row in rows]
 
     async def spend_form(self, form_id: str) -> bool:
-        """True the first time a one-shot form (generate, rotate) is submitted; False on a replay."""
+        """True the first time a one-shot form (generate, rotate) is submitted; False on a replay, or for
+        a form issued longer ago than a session may last: its spent row may already be purged."""
+        issued = form_issued_at_us(form_id)
+        if issued is None or not 0 <= self._now() - issued <= self._lifetime_us:
+            return False
         try:
             async with write_transaction(self._engine) as conn:
                 await conn.execute(
@@ -225,3 +244,19 @@ class SqlMemberDirectory:
         except IntegrityError:
             return False
         return True
+
+    async def purge_expired(self) -> tuple[int, int]:
+        """Delete sessions past their idle timeout or lifetime, and spent-form rows older than a session
+        may last (``spend_form`` refuses those forms by their issue time); returns both counts."""
+        now = self._now()
+        c, f = dashboard_sessions.c, dashboard_spent_forms.c
+        async with write_transaction(self._engine) as conn:
+            sessions = await conn.execute(
+                delete(dashboard_sessions).where(
+                    (c.last_seen_at_us < now - self._idle_us) | (c.created_at_us < now - self._lifetime_us)
+                )
+            )
+            forms = await conn.execute(
+                delete(dashboard_spent_forms).where(f.spent_at_us < now - self._lifetime_us)
+            )
+        return int(sessions.rowcount or 0), int(forms.rowcount or 0)

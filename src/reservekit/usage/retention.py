@@ -15,7 +15,6 @@ serialises passes and the second finds nothing to do.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from reservekit.background import stop_loop, wait_for_wakeup
+from reservekit.background import PeriodicTask
 from reservekit.clock import DAY_US, Clock, from_micros, to_micros
 from reservekit.db import DatabaseUnavailable, is_sqlite, read_transaction, write_transaction
 from reservekit.domain.events import Metadata, UsageRetentionApplied
@@ -158,20 +157,20 @@ def to_micros_of_partition(name: str) -> int:
     return to_micros(datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC))
 
 
-class UsageMaintenance:
+class UsageMaintenance(PeriodicTask):
     """Background loop: partitions ahead, then retention, at start and every ``interval`` seconds."""
+
+    name = "usage_maintenance"
+    retried = (DatabaseUnavailable, SQLAlchemyError, OSError)
 
     def __init__(
         self, engine: AsyncEngine, store: SqlEventStore, clock: Clock, *, days: int, interval: float = 3600.0
     ) -> None:
+        super().__init__(interval=interval)
         self._engine = engine
         self._store = store
         self._clock = clock
         self._days = days
-        self._interval = interval
-        self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> RetentionResult | None:
         now_us = to_micros(self._clock.now())
@@ -181,21 +180,6 @@ class UsageMaintenance:
             log.info("usage_retention_applied", boundary=from_micros(result.boundary_us).isoformat(),
                      rows=result.rows, through_position=result.through_position)  # fmt: skip
         return result
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="reservekit-usage-maintenance")
-
-    async def stop(self) -> None:
-        await stop_loop(self._task, self._stopping, self._wake.set)
-        self._task = None
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.run_once()
-            except (DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
-                log.warning("usage_maintenance_failed", error=str(exc))
-            await wait_for_wakeup(self._wake, self._interval)
 
 
 async def _rows_below(conn: AsyncConnection, boundary: int) -> tuple[int, int]:

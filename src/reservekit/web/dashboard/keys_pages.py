@@ -94,9 +94,11 @@ class KeysPages(Controller):
     async def new(self, visit: NamedDependency[Visit]) -> Template:
         await visit.require(KEYS_MANAGE)
         draft = {"name": "", "domains": "", "scopes": list(ACCOUNT_SCOPES), "expires_on": ""}
-        return self._new_form(draft, {}, status=200)
+        return self._new_form(visit, draft, {}, status=200)
 
-    def _new_form(self, draft: dict[str, Any], errors: dict[str, str], *, status: int) -> Template:
+    def _new_form(
+        self, visit: Visit, draft: dict[str, Any], errors: dict[str, str], *, status: int
+    ) -> Template:
         return render(
             "key_new.html",
             status=status,
@@ -104,7 +106,7 @@ class KeysPages(Controller):
             draft=draft,
             errors=errors,
             all_scopes=ACCOUNT_SCOPES,
-            form_id=new_form_id(),
+            form_id=new_form_id(visit.clock),
             nav="keys",
         )
 
@@ -116,12 +118,12 @@ class KeysPages(Controller):
         form = await form_of(request)
         values = _key_form(form)
         command = CreateKey(account_id=session.account_id, **values)
-        if not await visit.services.directory.spend_form(text(form, "form_id") or new_form_id()):
+        if not await visit.services.directory.spend_form(text(form, "form_id") or new_form_id(visit.clock)):
             return render("already_shown.html", status=409, title="Already submitted", nav="keys")
         try:
             issued = await visit.application.execute(command, visit.metadata(session))
         except DomainError as exc:
-            return self._new_form(_draft(values), {exc.field or "form": exc.message}, status=422)
+            return self._new_form(visit, _draft(values), {exc.field or "form": exc.message}, status=422)
         return render(
             "key_secret.html",
             status=201,
@@ -159,7 +161,7 @@ class KeysPages(Controller):
             errors=errors or {},
             all_scopes=ACCOUNT_SCOPES,
             grace_choices=GRACE_CHOICES,
-            form_id=new_form_id(),
+            form_id=new_form_id(visit.clock),
             saved=saved,
             nav="keys",
         )
@@ -206,7 +208,7 @@ class KeysPages(Controller):
         form = await form_of(request)
         raw_grace = text(form, "grace_period_seconds")
         grace = int(raw_grace) if raw_grace.isdigit() else -1
-        if not await visit.services.directory.spend_form(text(form, "form_id") or new_form_id()):
+        if not await visit.services.directory.spend_form(text(form, "form_id") or new_form_id(visit.clock)):
             return render("already_shown.html", status=409, title="Already submitted", nav="keys")
         command = RotateKey(account_id=session.account_id, key_id=key_id, grace_period_seconds=grace)
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +10,9 @@ from litestar import Request
 from litestar.datastructures import FormMultiDict
 from litestar.response import Redirect, Template
 
+from reservekit.clock import Clock, to_micros
 from reservekit.domain.keys import KeyState
+from reservekit.members import directory
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -54,9 +55,9 @@ def parse_expiry(raw: str) -> datetime | None:
 _INVALID_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)  # in the past: the domain answers "must be in the future"
 
 
-def new_form_id() -> str:
+def new_form_id(clock: Clock) -> str:
     """A one-shot id for forms that show a secret: a resubmission (reload, Back) cannot mint another."""
-    return secrets.token_urlsafe(24)
+    return directory.new_form_id(to_micros(clock.now()))
 
 
 def badge(state: KeyState, now: datetime) -> str:

@@ -99,7 +99,7 @@ class TeamPages(Controller):
             summaries=ROLE_SUMMARIES,
             errors=errors or {},
             draft=draft or {"email": "", "role": "developer"},
-            form_id=new_form_id(),
+            form_id=new_form_id(visit.clock),
             notice=notice,
             now=now,
             when=when,
@@ -124,7 +124,7 @@ class TeamPages(Controller):
         form = await form_of(request)
         draft = {"email": text(form, "email"), "role": text(form, "role")}
         command = InviteMember(account_id=viewer.account_id, email=draft["email"], role=draft["role"])
-        if not await visit.services.directory.spend_form(text(form, "form_id") or new_form_id()):
+        if not await visit.services.directory.spend_form(text(form, "form_id") or new_form_id(visit.clock)):
             return render("already_shown.html", status=409, title="Already submitted", nav="team")
         try:
             issued = await visit.application.execute(command, visit.metadata(session))

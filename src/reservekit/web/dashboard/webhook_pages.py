@@ -73,7 +73,9 @@ class WebhookPages(Controller):
             nav="webhooks",
         )
 
-    def _new_form(self, draft: dict[str, Any], errors: dict[str, str], *, status: int) -> Template:
+    def _new_form(
+        self, visit: Visit, draft: dict[str, Any], errors: dict[str, str], *, status: int
+    ) -> Template:
         return render(
             "webhook_new.html",
             status=status,
@@ -82,7 +84,7 @@ class WebhookPages(Controller):
             errors=errors,
             event_types=WEBHOOK_EVENT_TYPES,
             severities=SEVERITIES,
-            form_id=new_form_id(),
+            form_id=new_form_id(visit.clock),
             nav="webhooks",
         )
 
@@ -90,7 +92,7 @@ class WebhookPages(Controller):
     async def new(self, visit: NamedDependency[Visit]) -> Template:
         await visit.require(WEBHOOKS_MANAGE)
         draft = {"url": "", "event_types": ["flag.raised", "leak.reported"], "min_flag_severity": "high"}
-        return self._new_form({**draft, "description": ""}, {}, status=200)
+        return self._new_form(visit, {**draft, "description": ""}, {}, status=200)
 
     @post("/")
     async def create(
@@ -102,7 +104,7 @@ class WebhookPages(Controller):
         viewer, session = await visit.require(WEBHOOKS_MANAGE)
         form = await form_of(request)
         values = _endpoint_form(form)
-        if not await visit.services.directory.spend_form(text(form, "form_id") or new_form_id()):
+        if not await visit.services.directory.spend_form(text(form, "form_id") or new_form_id(visit.clock)):
             return render("already_shown.html", status=409, title="Already submitted", nav="webhooks")
         try:
             created = await endpoints.create_endpoint(
@@ -110,7 +112,7 @@ class WebhookPages(Controller):
             )
         except DomainError as exc:
             draft = {**values, "description": values["description"] or ""}
-            return self._new_form(draft, {exc.field or "form": exc.message}, status=422)
+            return self._new_form(visit, draft, {exc.field or "form": exc.message}, status=422)
         return self._secret(
             created.endpoint.endpoint_id, created.secret, "Your new endpoint's signing secret"
         )
@@ -151,7 +153,7 @@ class WebhookPages(Controller):
             next_cursor=encode_next("deliveries", last_seq),
             viewer=viewer,
             notice=NOTICES.get(done or ""),
-            form_id=new_form_id(),
+            form_id=new_form_id(visit.clock),
             when=when,
             nav="webhooks",
         )
@@ -190,7 +192,7 @@ class WebhookPages(Controller):
         viewer, session = await visit.require(WEBHOOKS_MANAGE)
         await endpoints.load_endpoint(webhooks, account_id=viewer.account_id, endpoint_id=endpoint_id)
         if not await visit.services.directory.spend_form(
-            text(await form_of(request), "form_id") or new_form_id()
+            text(await form_of(request), "form_id") or new_form_id(visit.clock)
         ):
             return render("already_shown.html", status=409, title="Already submitted", nav="webhooks")
         rolled = await endpoints.roll_secret(
