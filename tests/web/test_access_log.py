@@ -96,6 +96,18 @@ async def test_a_cors_preflight_is_logged_with_the_callers_ip(client: Client) ->
         204,
         "203.0.113.10",
     )
+    # Answered before the auth middleware, it is still named, in the response and its access line.
+    assert preflight.headers["x-request-id"].startswith("req_")
+    assert line["request_id"] == preflight.headers["x-request-id"]
+    named = await client.options(
+        "/v1/services",
+        headers={
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "GET",
+            "X-Request-Id": "req_preflight_1",
+        },
+    )
+    assert named.headers["x-request-id"] == "req_preflight_1"
 
 
 async def test_behind_a_trusted_proxy_an_unrouted_request_names_the_forwarded_client(

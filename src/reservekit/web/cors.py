@@ -15,6 +15,8 @@ from __future__ import annotations
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from reservekit.web.request_ids import request_id_for
+
 DATA_PREFIXES = ("/v1/services",)
 ALLOW_METHODS = b"GET, POST, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = b"Authorization, Content-Type, Idempotency-Key, X-Request-Id"
@@ -39,18 +41,21 @@ class CorsMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self._app(scope, receive, send)
             return
-        origin = preflight_method = None
+        origin = preflight_method = supplied_id = None
         for name, value in scope["headers"]:
             if name == b"origin":
                 origin = value.decode("latin-1")
             elif name == b"access-control-request-method":
                 preflight_method = value
+            elif name == b"x-request-id":
+                supplied_id = value.decode("latin-1")
         if origin is None:
             await self._app(scope, receive, send)
             return
         allowed = self._allows(scope["path"], origin)
         if scope["method"] == "OPTIONS" and preflight_method is not None:
-            await _answer_preflight(send, origin if allowed else None)
+            # Answered before the auth middleware, which names every other request: name this one too.
+            await _answer_preflight(send, origin if allowed else None, request_id_for(supplied_id))
             return
         if not allowed:
             await self._app(scope, receive, send)
@@ -69,9 +74,9 @@ class CorsMiddleware:
         await self._app(scope, receive, send_with_cors)
 
 
-async def _answer_preflight(send: Send, origin: str | None) -> None:
+async def _answer_preflight(send: Send, origin: str | None, request_id: str) -> None:
     """204 granting the request, or 204 without grants (the browser then blocks the real request)."""
-    headers = [(b"vary", b"Origin"), (b"content-length", b"0")]
+    headers = [(b"vary", b"Origin"), (b"content-length", b"0"), (b"x-request-id", request_id.encode())]
     if origin is not None:
         headers += [
             (b"access-control-allow-origin", origin.encode("latin-1")),
