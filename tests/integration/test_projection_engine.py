@@ -243,3 +243,42 @@ async def _until(probe, expected, within: float = 5.0) -> None:  # type: ignore[
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"still {value!r}, expected {expected!r}")
         await asyncio.sleep(0.02)
+
+
+def define_other(metadata: MetaData, suffix: str) -> CountTables:
+    return define(metadata, "_b" + suffix)
+
+
+OTHER_COUNTS: AnyProjection = Projection(name="test_counts_b", version=1, define=define_other, apply=apply)  # type: ignore[arg-type]
+
+
+async def test_read_your_writes_moves_each_projection_from_its_own_checkpoint_in_one_transaction(
+    store: SqlEventStore, engine: AsyncEngine
+) -> None:
+    """``wait_until`` applies, for each projection behind, only what lies after its own checkpoint, and
+    moves every moved checkpoint (one statement) and no other."""
+    runner = ProjectionRunner(engine, [COUNTS, OTHER_COUNTS], WakeUp(), poll_interval=0.05)
+    await runner.setup()
+    await open_accounts(store, ["free", "pro"])
+    await apply_next_batch(engine, COUNTS, batch_size=1)  # COUNTS at 1, OTHER_COUNTS at 0
+    await open_accounts(store, ["free"], start=2)
+    await runner.wait_until(3)
+    assert await counts(engine) == {"free": 2, "pro": 1}
+    assert await counts(engine, OTHER_COUNTS) == {"free": 2, "pro": 1}
+    async with engine.connect() as conn:
+        rows = {
+            row.name: (row.position, row.updated_at_us)
+            for row in await conn.execute(select(projection_checkpoints))
+        }
+    assert rows["test_counts"][0] == rows["test_counts_b"][0] == 3
+    stamped = rows["test_counts"][1]
+    await runner.wait_until(3)  # nothing behind: no checkpoint written again
+    await runner.wait_until(2)
+    async with engine.connect() as conn:
+        again = await conn.scalar(
+            select(projection_checkpoints.c.updated_at_us).where(
+                projection_checkpoints.c.name == "test_counts"
+            )
+        )
+    assert again == stamped
+    assert await counts(engine) == {"free": 2, "pro": 1}  # nothing applied twice
