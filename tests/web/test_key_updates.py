@@ -33,7 +33,9 @@ async def test_only_the_fields_sent_change_and_the_change_is_an_event(
     assert events["data"][-1]["type"] == "key_updated"
 
 
-async def test_narrowed_scopes_and_domains_hold_on_another_replica_by_its_next_poll(settings: Settings) -> None:
+async def test_narrowed_scopes_and_domains_hold_on_another_replica_by_its_next_poll(
+    settings: Settings,
+) -> None:
     app_a, app_b = create_app(settings), create_app(settings)
     async with serving(app_a) as a, serving(app_b) as b:
         # Enterprise: polling B below must not spend a free plan's 60 a minute before B sees the change.
