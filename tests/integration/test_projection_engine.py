@@ -259,10 +259,14 @@ async def test_read_your_writes_moves_each_projection_from_its_own_checkpoint_in
     moves every moved checkpoint (one statement) and no other."""
     runner = ProjectionRunner(engine, [COUNTS, OTHER_COUNTS], WakeUp(), poll_interval=0.05)
     await runner.setup()
+    told: list[str] = []
+    runner.on_applied.append(lambda: told.append("applied"))
     await open_accounts(store, ["free", "pro"])
     await apply_next_batch(engine, COUNTS, batch_size=1)  # COUNTS at 1, OTHER_COUNTS at 0
     await open_accounts(store, ["free"], start=2)
     await runner.wait_until(3)
+    # Those listening for applied rows (the webhook dispatcher) hear of it, as from a background pass.
+    assert told == ["applied"]
     assert await counts(engine) == {"free": 2, "pro": 1}
     assert await counts(engine, OTHER_COUNTS) == {"free": 2, "pro": 1}
     async with engine.connect() as conn:
@@ -282,3 +286,4 @@ async def test_read_your_writes_moves_each_projection_from_its_own_checkpoint_in
         )
     assert again == stamped
     assert await counts(engine) == {"free": 2, "pro": 1}  # nothing applied twice
+    assert told == ["applied"]  # and nothing announced twice

@@ -114,15 +114,16 @@ async def apply_up_to(
     *,
     limit: int = 500,
     clock: Clock | None = None,
-) -> bool:
+) -> int | None:
     """Bring every projection of ``projections`` (one log) to ``position`` in one transaction.
 
     The checkpoints are locked together, the log is read once from the lowest of them, and each
-    projection applies only what lies after its own checkpoint. Returns False, having written
-    nothing, when more than ``limit`` items are missing (the caller then catches up batch by batch).
+    projection applies only what lies after its own checkpoint. Returns how many projections moved,
+    or None, having written nothing, when more than ``limit`` items are missing (the caller then
+    catches up batch by batch).
     """
     if not projections:
-        return True
+        return 0
     clock = clock or SystemClock()
     names = [p.name for p in projections]
     checkpoint = projection_checkpoints.c
@@ -133,13 +134,13 @@ async def apply_up_to(
         reached = {str(row.name): int(row.position) for row in await conn.execute(query)}
         behind = [p for p in projections if reached.get(p.name, 0) < position]
         if not behind:
-            return True
+            return 0
         lowest = min(reached.get(p.name, 0) for p in behind)
         if position - lowest > limit:
-            return False
+            return None
         batch = await behind[0].source.read_after(conn, lowest, limit=limit, until=position)
         if not batch:
-            return True
+            return 0
         moved: list[str] = []
         for projection in behind:
             mine = [item for item in batch if item.position > reached.get(projection.name, 0)]
@@ -152,7 +153,7 @@ async def apply_up_to(
                 .where(checkpoint.name.in_(moved))
                 .values(position=batch[-1].position, updated_at_us=to_micros(clock.now()))
             )
-    return True
+    return len(moved)
 
 
 async def projection_status(
@@ -232,11 +233,18 @@ class ProjectionRunner:
         already past ``position`` cost one locked read of their checkpoints.
         """
         following = [p for p in self._projections if p.source.name == source]
+        if not following:
+            return
         # Straight to the locked read: after a write the projections are nearly always behind, so a
         # separate unlocked look first would cost a transaction and rarely spare one.
-        if following and not await apply_up_to(self._engine, following, position, clock=self._clock):
-            for projection in following:
-                await catch_up(self._engine, projection)
+        moved = await apply_up_to(self._engine, following, position, clock=self._clock)
+        if moved is None:
+            moved = sum([await catch_up(self._engine, projection) for projection in following])
+        if moved:
+            # What the background pass would have announced had it applied these (the webhook
+            # dispatcher reads the outbox projection): the caller got there first, so it tells.
+            for listener in self.on_applied:
+                listener()
 
     async def _run(self) -> None:
         waiter = self._wakeup.subscribe()
