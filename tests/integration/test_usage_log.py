@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+import msgspec
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -167,3 +169,67 @@ async def test_rows_arriving_during_a_flush_wait_for_the_next_one(
     assert writer.depth == 1
     await writer.drain()
     assert writer.depth == 0
+
+
+async def test_every_column_of_a_batch_reads_back_as_written(engine: AsyncEngine) -> None:
+    """The batch reaches the driver as plain tuples (SQLite executemany, PostgreSQL COPY): the column
+    order of those tuples is the table's, for every column, with and without its optional values."""
+    full = msgspec.structs.replace(
+        row(1, "scope_denied"), origin="https://app.example.com", detail="services:write", status=403
+    )
+    bare = msgspec.structs.replace(row(2), key_id=None, account_id=None, method="POST", latency_us=7)
+    placed = await append_usage(engine, [full, bare], recorded_at_us=5_000_000)
+    async with engine.connect() as conn:
+        read = await read_usage_after_in(conn, 0)
+    assert read == placed
+    assert [(r.position, r.recorded_at_us) for r in read] == [(1, 5_000_000), (2, 5_000_000)]
+    assert read[0] == msgspec.structs.replace(full, position=1, recorded_at_us=5_000_000)
+
+
+async def test_a_batch_on_a_connection_a_restart_cut_is_unavailable_not_an_unknown_error(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL takes the batch by COPY on the driver's connection, outside SQLAlchemy's error
+    wrapping: a dead connection must still surface as DatabaseUnavailable (the writer keeps the rows
+    and retries) and leave the pool, so the retry runs on a fresh connection and lands."""
+    engine = create_engine(postgres_url)
+    used: list[int] = []
+    real_copy = asyncpg.Connection.copy_records_to_table
+
+    async def copy_once_broken(self: asyncpg.Connection, *args: object, **kwargs: object) -> object:
+        used.append(id(self))
+        if len(used) == 1:
+            raise asyncpg.exceptions.ConnectionDoesNotExistError(
+                "connection was closed in the middle of operation"
+            )
+        return await real_copy(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncpg.Connection, "copy_records_to_table", copy_once_broken)
+    writer = UsageWriter(engine, SystemClock())
+    try:
+        for n in range(3):
+            writer.record(row(n))
+        with pytest.raises(DatabaseUnavailable):
+            await writer.flush()
+        assert writer.depth == 3
+        await writer.flush()
+        assert await count_rows(engine) == 3
+    finally:
+        await engine.dispose()
+    assert used[0] != used[1], "the broken connection went back to the pool and was used again"
+
+
+async def test_a_batch_postgresql_refuses_is_a_database_error_the_writer_retries(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(postgres_url)
+    writer = UsageWriter(engine, SystemClock())
+    try:
+        writer.record(msgspec.structs.replace(row(1), latency_us=2**40))  # outside the integer column
+        with pytest.raises(DBAPIError, match="COPY usage_log"):
+            await writer.flush()
+        assert writer.depth == 1
+        assert writer.stats.failures == 1
+        assert await count_rows(engine) == 0
+    finally:
+        await engine.dispose()
