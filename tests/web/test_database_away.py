@@ -166,3 +166,37 @@ async def test_a_read_on_a_connection_a_restart_left_broken_is_retried_on_a_fres
     assert [tuple(row) for row in rows] == [(7,)]
     assert len(used) == 2
     assert used[0] != used[1], "the broken connection was used again"
+
+
+async def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-ping is one simple-protocol statement (no BEGIN/ROLLBACK around a prepared one) and
+    still finds a connection the server has dropped: the caller gets a fresh connection, not an error."""
+    from sqlalchemy import text
+
+    from reservekit.db import create_engine
+
+    engine = create_engine(postgres_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            first_pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+        admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first_pid)
+        finally:
+            await admin.close()
+        transactions: list[object] = []
+        real_start = asyncpg.transaction.Transaction.start
+
+        async def counted_start(self: asyncpg.transaction.Transaction) -> None:
+            transactions.append(self)
+            await real_start(self)
+
+        monkeypatch.setattr(asyncpg.transaction.Transaction, "start", counted_start)
+        async with engine.connect() as conn:
+            assert not transactions, "the ping opened a transaction"
+            second_pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+        assert second_pid != first_pid
+    finally:
+        await engine.dispose()
