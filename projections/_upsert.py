@@ -11,10 +11,10 @@ SQLite gets the same statement through executemany.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,36 +42,74 @@ async def upsert_many(
     where ``where(excluded)`` holds. At most one row per conflict key."""
     if not rows:
         return
-    columns = list(rows[0])
-    statement = dialect_insert(conn, table)
-    params: Sequence[Mapping[str, Any]] | dict[str, Any] = rows
-    if isinstance(statement, postgresql.Insert):
-        arrays = {
-            name: bindparam(f"unnest_{name}", type_=postgresql.ARRAY(table.c[name].type)) for name in columns
-        }
-        source = select(*(func.unnest(array).label(name) for name, array in arrays.items()))
-        statement = statement.from_select(columns, source)
-        params = {f"unnest_{name}": [row[name] for row in rows] for name in columns}
-    excluded = statement.excluded
-    upsert = statement.on_conflict_do_update(
-        index_elements=list(conflict),
-        set_=dict(set_(excluded)),
-        where=where(excluded) if where is not None else None,
-    )
-    await conn.execute(upsert, params if isinstance(params, dict) else list(params))
+    columns = tuple(rows[0])
+    postgres = conn.dialect.name == "postgresql"
+    key = _cache_key(conn, table, columns, conflict, set_, where)
+    upsert = _STATEMENTS.get(key) if key is not None else None
+    if upsert is None:
+        statement = dialect_insert(conn, table)
+        if postgres:
+            statement = statement.from_select(columns, _unnest(table, columns))
+        excluded = statement.excluded
+        upsert = statement.on_conflict_do_update(
+            index_elements=list(conflict),
+            set_=dict(set_(excluded)),
+            where=where(excluded) if where is not None else None,
+        )
+        if key is not None:
+            _remember(key, upsert)
+    if postgres:
+        await conn.execute(upsert, {f"unnest_{name}": [row[name] for row in rows] for name in columns})
+    else:
+        await conn.execute(upsert, list(rows))
 
 
 async def insert_many(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """A plain INSERT of ``rows`` (all with the same keys): one ``unnest`` statement on PostgreSQL."""
     if not rows:
         return
-    columns = list(rows[0])
+    columns = tuple(rows[0])
     if conn.dialect.name != "postgresql":
         await conn.execute(insert(table), list(rows))
         return
-    arrays = [
-        bindparam(f"unnest_{name}", [row[name] for row in rows], type_=postgresql.ARRAY(table.c[name].type))
-        for name in columns
-    ]
-    source = select(*(func.unnest(array).label(name) for name, array in zip(columns, arrays, strict=True)))
-    await conn.execute(insert(table).from_select(columns, source))
+    key = ("insert", table, columns)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = insert(table).from_select(columns, _unnest(table, columns))
+        _remember(key, statement)
+    await conn.execute(statement, {f"unnest_{name}": [row[name] for row in rows] for name in columns})
+
+
+def _unnest(table: Table, columns: Sequence[str]) -> Select[Any]:
+    arrays = [bindparam(f"unnest_{name}", type_=postgresql.ARRAY(table.c[name].type)) for name in columns]
+    return select(*(func.unnest(array).label(name) for name, array in zip(columns, arrays, strict=True)))
+
+
+# Built statements, reused: constructing an upsert costs several times more CPU than executing it
+# (about 1 ms against 0.2 ms for a one-row batch), and read-your-writes runs one after every write.
+# Keyed by what shapes the statement; ``set_``/``where`` only when they are plain functions whose
+# result depends on nothing but ``excluded`` (no closure, no defaults), else built every time.
+# Rebuilds and as-of copies write to tables of their own, so the cache is bounded.
+_STATEMENTS: dict[Hashable, Any] = {}
+_MAX_STATEMENTS = 256
+
+
+def _remember(key: Hashable, statement: Any) -> None:
+    if len(_STATEMENTS) >= _MAX_STATEMENTS:
+        _STATEMENTS.clear()
+    _STATEMENTS[key] = statement
+
+
+def _cache_key(
+    conn: AsyncConnection,
+    table: Table,
+    columns: tuple[str, ...],
+    conflict: Sequence[str],
+    set_: Callable[[Excluded], Mapping[str, Any]],
+    where: Callable[[Excluded], ColumnElement[bool]] | None,
+) -> Hashable | None:
+    functions = [set_] if where is None else [set_, where]
+    if any(getattr(f, "__closure__", True) or getattr(f, "__defaults__", True) for f in functions):
+        return None
+    codes = tuple(f.__code__ for f in functions)
+    return ("upsert", conn.dialect.name, table, columns, tuple(conflict), codes)

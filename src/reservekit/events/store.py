@@ -68,12 +68,8 @@ class SqlEventStore:
         self, conn: AsyncConnection, writes: Sequence[StreamWrite], metadata: Metadata
     ) -> list[RecordedEvent]:
         if not is_sqlite(conn):
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY})
-        head = (
-            await conn.execute(
-                select(events.c.position, events.c.hash).order_by(events.c.position.desc()).limit(1)
-            )
-        ).first()
+            await conn.execute(_LOCK_APPENDS, {"key": _APPEND_LOCK_KEY})
+        head = (await conn.execute(_HEAD)).first()
         versions = await stream_versions_in(conn, [write.stream_id for write in writes])
         for write in writes:
             actual = versions.get(write.stream_id, 0)
@@ -88,10 +84,7 @@ class SqlEventStore:
         except IntegrityError as exc:  # a writer that bypassed the lock; still never a partial write
             raise ConcurrencyConflict(writes[0].stream_id, writes[0].expected_version, -1) from exc
         if not is_sqlite(conn):
-            await conn.execute(
-                text("SELECT pg_notify(:channel, :payload)"),
-                {"channel": NOTIFY_CHANNEL, "payload": str(recorded[-1].position)},
-            )
+            await conn.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "payload": str(recorded[-1].position)})
         return recorded
 
     async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
@@ -121,37 +114,53 @@ async def stream_versions_in(conn: AsyncConnection, stream_ids: Sequence[str]) -
     versions: dict[str, int] = {}
     for start in range(0, len(wanted), _VERSIONS_PER_QUERY):
         chunk = wanted[start : start + _VERSIONS_PER_QUERY]
-        wanted_here = (
-            events.c.stream_id.in_(chunk)
-            if is_sqlite(conn)
-            else events.c.stream_id == any_(bindparam("ids", chunk, type_=postgresql.ARRAY(String)))
-        )
-        result = await conn.execute(
-            select(events.c.stream_id, func.max(events.c.stream_version))
-            .where(wanted_here)
-            .group_by(events.c.stream_id)
-        )
+        query = _VERSIONS_SQLITE if is_sqlite(conn) else _VERSIONS_POSTGRES
+        result = await conn.execute(query, {"ids": chunk})
         versions.update((str(stream_id), int(version)) for stream_id, version in result)
     return versions
 
 
 _COLUMNS = [column.name for column in events.columns]
 
+# Statements built once: constructing a Core statement costs more CPU than executing it (~0.1 ms
+# of the ~0.23 ms a short statement took), and a single-key create runs a dozen of them.
+_LOCK_APPENDS = text("SELECT pg_advisory_xact_lock(:key)")
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+_HEAD = select(events.c.position, events.c.hash).order_by(events.c.position.desc()).limit(1)
+_VERSIONS = select(events.c.stream_id, func.max(events.c.stream_version)).group_by(events.c.stream_id)
+_VERSIONS_SQLITE = _VERSIONS.where(events.c.stream_id.in_(bindparam("ids", expanding=True)))
+_VERSIONS_POSTGRES = _VERSIONS.where(
+    events.c.stream_id == any_(bindparam("ids", type_=postgresql.ARRAY(String)))
+)
+_INSERT_SQLITE = insert(events)
+_INSERT_POSTGRES = insert(events).from_select(
+    _COLUMNS,
+    select(
+        *(
+            func.unnest(bindparam(f"col_{name}", type_=postgresql.ARRAY(events.c[name].type))).label(name)
+            for name in _COLUMNS
+        )
+    ),
+)
+_READ_STREAM = (
+    select(events).where(events.c.stream_id == bindparam("stream_id")).order_by(events.c.stream_version)
+)
+_NO_END = 2**63 - 1
+_READ_AFTER = (
+    select(events)
+    .where(events.c.position > bindparam("after"), events.c.position <= bindparam("until"))
+    .order_by(events.c.position)
+    .limit(bindparam("limit"))
+)
+
 
 async def insert_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """One INSERT for the batch: on PostgreSQL the rows travel as one array per column (``unnest``),
     which skips SQLAlchemy's per-row parameter processing (executemany cost ~120 µs a row)."""
     if is_sqlite(conn):
-        await conn.execute(insert(events), list(rows))
+        await conn.execute(_INSERT_SQLITE, list(rows))
         return
-    arrays = {
-        name: bindparam(
-            f"col_{name}", [row[name] for row in rows], type_=postgresql.ARRAY(events.c[name].type)
-        )
-        for name in _COLUMNS
-    }
-    source = select(*(func.unnest(array).label(name) for name, array in arrays.items()))
-    await conn.execute(insert(events).from_select(_COLUMNS, source))
+    await conn.execute(_INSERT_POSTGRES, {f"col_{name}": [row[name] for row in rows] for name in _COLUMNS})
 
 
 async def head_position_in(conn: AsyncConnection) -> int:
@@ -159,19 +168,16 @@ async def head_position_in(conn: AsyncConnection) -> int:
 
 
 async def read_stream_in(conn: AsyncConnection, stream_id: str) -> list[RecordedEvent]:
-    result = await conn.execute(
-        select(events).where(events.c.stream_id == stream_id).order_by(events.c.stream_version)
-    )
+    result = await conn.execute(_READ_STREAM, {"stream_id": stream_id})
     return [row_to_event(row) for row in result]
 
 
 async def read_after_in(
     conn: AsyncConnection, position: int, *, limit: int = 1000, until: int | None = None
 ) -> list[RecordedEvent]:
-    query = select(events).where(events.c.position > position)
-    if until is not None:
-        query = query.where(events.c.position <= until)
-    result = await conn.execute(query.order_by(events.c.position).limit(limit))
+    result = await conn.execute(
+        _READ_AFTER, {"after": position, "until": _NO_END if until is None else until, "limit": limit}
+    )
     return rows_to_events(result)
 
 

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 import structlog
-from sqlalchemy import MetaData, Table, insert, select, text, update
+from sqlalchemy import MetaData, Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -126,12 +126,9 @@ async def apply_up_to(
         return 0
     clock = clock or SystemClock()
     names = [p.name for p in projections]
-    checkpoint = projection_checkpoints.c
     async with write_transaction(engine) as conn:
-        query = select(checkpoint.name, checkpoint.position).where(checkpoint.name.in_(names))
-        if not is_sqlite(conn):
-            query = query.order_by(checkpoint.name).with_for_update()
-        reached = {str(row.name): int(row.position) for row in await conn.execute(query)}
+        query = _CHECKPOINTS if is_sqlite(conn) else _CHECKPOINTS_LOCKED
+        reached = {str(row.name): int(row.position) for row in await conn.execute(query, {"names": names})}
         behind = [p for p in projections if reached.get(p.name, 0) < position]
         if not behind:
             return 0
@@ -149,11 +146,22 @@ async def apply_up_to(
                 moved.append(projection.name)
         if moved:  # every checkpoint in one statement: a single-event write moves four of them
             await conn.execute(
-                update(projection_checkpoints)
-                .where(checkpoint.name.in_(moved))
-                .values(position=batch[-1].position, updated_at_us=to_micros(clock.now()))
+                _MOVE_CHECKPOINTS,
+                {"names": moved, "to_position": batch[-1].position, "at_us": to_micros(clock.now())},
             )
     return len(moved)
+
+
+# Built once (read-your-writes runs these after every write); the lock order is by name on PostgreSQL.
+_CHECKPOINTS = select(projection_checkpoints.c.name, projection_checkpoints.c.position).where(
+    projection_checkpoints.c.name.in_(bindparam("names", expanding=True))
+)
+_CHECKPOINTS_LOCKED = _CHECKPOINTS.order_by(projection_checkpoints.c.name).with_for_update()
+_MOVE_CHECKPOINTS = (
+    update(projection_checkpoints)
+    .where(projection_checkpoints.c.name.in_(bindparam("names", expanding=True)))
+    .values(position=bindparam("to_position"), updated_at_us=bindparam("at_us"))
+)
 
 
 async def projection_status(
