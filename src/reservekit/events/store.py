@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reservekit.clock import Clock, SystemClock, from_micros, to_micros
-from reservekit.db import is_sqlite, read_transaction, write_transaction
+from reservekit.db import Read, fetch_all, is_sqlite, read_transaction, write_transaction
 from reservekit.domain.events import Metadata, RecordedEvent, decode_event, decode_metadata
 from reservekit.events.chain import seal
 from reservekit.events.tables import events
@@ -88,8 +88,9 @@ class SqlEventStore:
         return recorded
 
     async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
-        async with read_transaction(self._engine) as conn:
-            return await read_stream_in(conn, stream_id)
+        """One statement, no transaction (``db.fetch_all``): every command reads its stream first, and
+        BEGIN/COMMIT around a single read were two of a create's round trips."""
+        return rows_to_events(await fetch_all(self._engine, _STREAM_READ, {"stream_id": stream_id}))
 
     async def read_after(
         self, position: int, *, limit: int = 1000, until: int | None = None
@@ -145,6 +146,7 @@ _INSERT_POSTGRES = insert(events).from_select(
 _READ_STREAM = (
     select(events).where(events.c.stream_id == bindparam("stream_id")).order_by(events.c.stream_version)
 )
+_STREAM_READ = Read(_READ_STREAM)
 _NO_END = 2**63 - 1
 _READ_AFTER = (
     select(events)
