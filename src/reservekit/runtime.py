@@ -186,6 +186,7 @@ class Runtime:
             poll_interval=settings.poll_interval_seconds,
             clock=clock,
         )
+        store.on_append(runner.recent.remember)
         application = Application(
             HandlerDependencies(
                 store=store,

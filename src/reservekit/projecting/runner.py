@@ -19,6 +19,7 @@ from reservekit.background import WakeUp, stop_loop, wait_for_wakeup
 from reservekit.clock import Clock, SystemClock, to_micros
 from reservekit.db import DatabaseUnavailable, is_sqlite, read_transaction, write_transaction
 from reservekit.events.tables import projection_checkpoints
+from reservekit.projecting.recent import RecentAppends
 from reservekit.projecting.spec import AnyProjection
 
 log = structlog.get_logger(__name__)
@@ -114,6 +115,7 @@ async def apply_up_to(
     *,
     limit: int = 500,
     clock: Clock | None = None,
+    recent: RecentAppends | None = None,
 ) -> int | None:
     """Bring every projection of ``projections`` (one log) to ``position`` in one transaction.
 
@@ -135,7 +137,8 @@ async def apply_up_to(
         lowest = min(reached.get(p.name, 0) for p in behind)
         if position - lowest > limit:
             return None
-        batch = await behind[0].source.read_after(conn, lowest, limit=limit, until=position)
+        known = recent.between(lowest, position) if recent is not None else None
+        batch = known or await behind[0].source.read_after(conn, lowest, limit=limit, until=position)
         if not batch:
             return 0
         moved: list[str] = []
@@ -197,6 +200,9 @@ class ProjectionRunner:
     ) -> None:
         self._engine = engine
         self._projections = list(projections)
+        # Fed by the event store's append listener (runtime.py): read-your-writes applies these
+        # instead of reading back what this process has just written.
+        self.recent = RecentAppends()
         # Called after a pass that applied something (the webhook dispatcher follows the projections).
         self.on_applied: list[Callable[[], None]] = []
         self._wakeup = wakeup
@@ -245,7 +251,8 @@ class ProjectionRunner:
             return
         # Straight to the locked read: after a write the projections are nearly always behind, so a
         # separate unlocked look first would cost a transaction and rarely spare one.
-        moved = await apply_up_to(self._engine, following, position, clock=self._clock)
+        recent = self.recent if source == "events" else None
+        moved = await apply_up_to(self._engine, following, position, clock=self._clock, recent=recent)
         if moved is None:
             moved = sum([await catch_up(self._engine, projection) for projection in following])
         if moved:
