@@ -29,6 +29,8 @@ SCRIPT_ARGS: dict[str, tuple[list[str], list[str], int]] = {
     "bench_middleware_revocation": (["--iterations", "100"], ["--iterations", "20"], 180),
     "bench_revocation_propagation": (["--iterations", "100"], ["--iterations", "20"], 240),
     "bench_usage_load": (["--seconds", "10"], ["--seconds", "4"], 240),
+    "bench_request_cpu": (["--seconds", "4", "--rounds", "2"], ["--seconds", "2", "--rounds", "1"], 240),
+    "bench_post_floor": (["--seconds", "3", "--rounds", "2"], ["--seconds", "2", "--rounds", "1"], 180),
     "bench_usage_rebuild": (["--rows", "200000"], ["--rows", "50000"], 400),
     "bench_webhook_delivery": (
         ["--iterations", "20", "--backlog", "100"],
