@@ -63,6 +63,8 @@ def define(metadata: MetaData, suffix: str) -> LeakFlagTables:
 async def apply(conn: AsyncConnection, tables: LeakFlagTables, batch: Sequence[RecordedEvent]) -> None:
     for recorded in batch:
         event = recorded.data
+        if not isinstance(event, LeakReported | WebhookEndpointDisabled | FlagResolved):
+            continue  # most of the log; converting its instants was 7 % of a rebuild
         at_us = to_micros(recorded.recorded_at)
         if isinstance(event, LeakReported):
             subject = key_subject(event.key_id)

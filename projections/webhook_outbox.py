@@ -95,63 +95,76 @@ async def apply(conn: AsyncConnection, tables: OutboxTables, batch: Sequence[Rec
     rows: list[dict[str, object]] = []
     for recorded in batch:
         event = recorded.data
-        at_us = to_micros(recorded.recorded_at)
-        moved = {"updated_at_us": at_us, "position": recorded.position}
-        if isinstance(event, WebhookEndpointCreated):
-            await conn.execute(
-                insert(endpoints).values(
-                    endpoint_id=event.endpoint_id,
-                    account_id=event.account_id,
-                    url=event.url,
-                    event_types=encode_types(event.event_types),
-                    min_flag_severity=event.min_flag_severity,
-                    enabled=event.enabled,
-                    deleted=False,
-                    description=event.description,
-                    secret_version=1,
-                    disabled_reason=None,
-                    created_at_us=at_us,
-                    created_position=recorded.position,
-                    **moved,
-                )
-            )
-            continue
-        if isinstance(event, _ENDPOINT_CHANGES):
-            # Built only for endpoint events: constructing it for every event was a fifth of a rebuild.
-            target = endpoints.c.endpoint_id == event.endpoint_id
-        if isinstance(event, WebhookEndpointUpdated):
-            changes: dict[str, object] = {
-                name: getattr(event, name)
-                for name in ("url", "min_flag_severity", "enabled")
-                if getattr(event, name) is not None
-            }
-            if event.event_types is not None:
-                changes["event_types"] = encode_types(event.event_types)
-            if event.description is not None:
-                changes["description"] = event.description or None
-            if event.enabled:
-                changes["disabled_reason"] = None
-            await conn.execute(update(endpoints).where(target).values(**changes, **moved))
-        elif isinstance(event, WebhookEndpointSecretRolled):
-            await conn.execute(
-                update(endpoints).where(target).values(secret_version=event.secret_version, **moved)
-            )
-        elif isinstance(event, WebhookEndpointDisabled):
-            await conn.execute(
-                update(endpoints).where(target).values(enabled=False, disabled_reason=event.reason, **moved)
-            )
-        elif isinstance(event, WebhookEndpointDeleted):
-            await conn.execute(update(endpoints).where(target).values(enabled=False, deleted=True, **moved))
+        if isinstance(event, _ENDPOINT_EVENTS):  # rare: the instant is converted only for these
+            await _apply_to_endpoint(conn, endpoints, recorded, event)
         for message in messages_for(recorded):
             rows.append({**msgspec.structs.asdict(message), "position": recorded.position})
     await insert_many(conn, messages, rows)
 
 
-_ENDPOINT_CHANGES = (
+async def _apply_to_endpoint(
+    conn: AsyncConnection, endpoints: Table, recorded: RecordedEvent, event: EndpointEvent
+) -> None:
+    at_us = to_micros(recorded.recorded_at)
+    moved = {"updated_at_us": at_us, "position": recorded.position}
+    if isinstance(event, WebhookEndpointCreated):
+        await conn.execute(
+            insert(endpoints).values(
+                endpoint_id=event.endpoint_id,
+                account_id=event.account_id,
+                url=event.url,
+                event_types=encode_types(event.event_types),
+                min_flag_severity=event.min_flag_severity,
+                enabled=event.enabled,
+                deleted=False,
+                description=event.description,
+                secret_version=1,
+                disabled_reason=None,
+                created_at_us=at_us,
+                created_position=recorded.position,
+                **moved,
+            )
+        )
+        return
+    target = endpoints.c.endpoint_id == event.endpoint_id
+    if isinstance(event, WebhookEndpointUpdated):
+        changes: dict[str, object] = {
+            name: getattr(event, name)
+            for name in ("url", "min_flag_severity", "enabled")
+            if getattr(event, name) is not None
+        }
+        if event.event_types is not None:
+            changes["event_types"] = encode_types(event.event_types)
+        if event.description is not None:
+            changes["description"] = event.description or None
+        if event.enabled:
+            changes["disabled_reason"] = None
+        await conn.execute(update(endpoints).where(target).values(**changes, **moved))
+    elif isinstance(event, WebhookEndpointSecretRolled):
+        await conn.execute(
+            update(endpoints).where(target).values(secret_version=event.secret_version, **moved)
+        )
+    elif isinstance(event, WebhookEndpointDisabled):
+        await conn.execute(
+            update(endpoints).where(target).values(enabled=False, disabled_reason=event.reason, **moved)
+        )
+    elif isinstance(event, WebhookEndpointDeleted):
+        await conn.execute(update(endpoints).where(target).values(enabled=False, deleted=True, **moved))
+
+
+_ENDPOINT_EVENTS = (
+    WebhookEndpointCreated,
     WebhookEndpointUpdated,
     WebhookEndpointSecretRolled,
     WebhookEndpointDisabled,
     WebhookEndpointDeleted,
+)
+EndpointEvent = (
+    WebhookEndpointCreated
+    | WebhookEndpointUpdated
+    | WebhookEndpointSecretRolled
+    | WebhookEndpointDisabled
+    | WebhookEndpointDeleted
 )
 
 

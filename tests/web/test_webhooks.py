@@ -307,6 +307,21 @@ async def test_update_delete_and_scoping(
     assert "webhook_endpoint_deleted" in await _types(runtime)
 
 
+async def test_an_endpoint_s_changed_event_types_decide_what_it_is_sent_next(
+    client: Client, acme: Caller, receiver: Receiver
+) -> None:
+    """The dispatcher fans out from the outbox projection's endpoint rows: a PATCH must reach them."""
+    endpoint = await subscribe(client, acme, receiver.url, ["key.created"])
+    changed = await client.patch(
+        f"/v1/webhook-endpoints/{endpoint['id']}", json={"event_types": ["key.revoked"]}, headers=acme.headers
+    )
+    assert changed.status_code == 200, changed.text
+    key = await create_key(client, acme, name="made after the change")
+    await client.post(f"/v1/api-keys/{key.key_id}/revoke", headers=acme.headers)
+    [request] = await receiver.wait_for(1)
+    assert verified(str(endpoint["secret"]), request)["type"] == "key.revoked"
+
+
 async def test_webhook_routes_need_the_webhook_scopes(client: Client, acme: Caller) -> None:
     reader = await create_key(client, acme, name="reader", scopes=["webhooks:read"])
     assert (await client.get("/v1/webhook-endpoints", headers=reader.headers)).status_code == 200

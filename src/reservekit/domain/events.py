@@ -9,7 +9,7 @@ from datetime import datetime
 import msgspec
 
 
-class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     pass
 
 
@@ -268,7 +268,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
 )
 
 
-class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """Who caused an event and from where; part of the hashed envelope."""
 
     actor_account_id: str | None = None
@@ -283,7 +283,7 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     actor_member_id: str | None = None
 
 
-class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
+class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     position: int
     stream_id: str
     stream_version: int
