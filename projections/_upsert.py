@@ -37,14 +37,16 @@ async def upsert_many(
     conflict: Sequence[str],
     set_: Callable[[Excluded], Mapping[str, Any]],
     where: Callable[[Excluded], ColumnElement[bool]] | None = None,
-) -> None:
+    returning: Sequence[str] = (),
+) -> list[Sequence[Any]]:
     """Insert ``rows`` (all with the same keys); on a ``conflict`` key, update with ``set_(excluded)``
-    where ``where(excluded)`` holds. At most one row per conflict key."""
+    where ``where(excluded)`` holds. At most one row per conflict key. With ``returning``, answers
+    those columns of every row inserted or updated (as stored afterwards); else an empty list."""
     if not rows:
-        return
+        return []
     columns = tuple(rows[0])
     postgres = conn.dialect.name == "postgresql"
-    key = _cache_key(conn, table, columns, conflict, set_, where)
+    key = _cache_key(conn, table, columns, conflict, set_, where, tuple(returning))
     upsert = _STATEMENTS.get(key) if key is not None else None
     if upsert is None:
         statement = dialect_insert(conn, table)
@@ -56,12 +58,16 @@ async def upsert_many(
             set_=dict(set_(excluded)),
             where=where(excluded) if where is not None else None,
         )
+        if returning:
+            upsert = upsert.returning(*(table.c[name] for name in returning))
         if key is not None:
             _remember(key, upsert)
     if postgres:
-        await conn.execute(upsert, {f"unnest_{name}": [row[name] for row in rows] for name in columns})
+        params: Any = {f"unnest_{name}": [row[name] for row in rows] for name in columns}
     else:
-        await conn.execute(upsert, list(rows))
+        params = list(rows)
+    result = await conn.execute(upsert, params)
+    return [tuple(row) for row in result] if returning else []
 
 
 async def insert_many(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -107,9 +113,10 @@ def _cache_key(
     conflict: Sequence[str],
     set_: Callable[[Excluded], Mapping[str, Any]],
     where: Callable[[Excluded], ColumnElement[bool]] | None,
+    returning: tuple[str, ...],
 ) -> Hashable | None:
     functions = [set_] if where is None else [set_, where]
     if any(getattr(f, "__closure__", True) or getattr(f, "__defaults__", True) for f in functions):
         return None
     codes = tuple(f.__code__ for f in functions)
-    return ("upsert", conn.dialect.name, table, columns, tuple(conflict), codes)
+    return ("upsert", conn.dialect.name, table, columns, tuple(conflict), codes, returning)

@@ -200,26 +200,21 @@ async def _apply_rollup(
         set_=lambda excluded: {"count": tables.hours.c.count + excluded.count},
     )
     stored = tables.minute_totals
-    await upsert_many(
+    # The touched minutes' new totals come back from the upsert itself (RETURNING): reading them back
+    # by range returned every minute of the touched scopes in the batch's span, ~2.6 rows per row
+    # written, and iterating them was a fifth of a rebuild.
+    touched = await upsert_many(
         conn,
         stored,
         [{"scope": s, "minute_us": m, "count": n} for (s, m), n in totals.items()],
         conflict=("scope", "minute_us"),
         set_=lambda excluded: {"count": stored.c.count + excluded.count},
-    )
-    # Read the touched minutes' new totals back: a range per batch, not one parameter per pair.
-    touched_minutes = [minute for _scope, minute in totals]
-    result = await conn.execute(
-        select(stored.c.scope, stored.c.minute_us, stored.c.count.label("total")).where(
-            stored.c.scope.in_(sorted({scope for scope, _minute in totals})),
-            stored.c.minute_us.between(min(touched_minutes), max(touched_minutes)),
-        )
+        returning=("scope", "minute_us", "count"),
     )
     peaks: dict[tuple[str, int], int] = {}
-    for row in result:
-        if (row.scope, row.minute_us) in totals:
-            hour = (row.scope, row.minute_us - row.minute_us % HOUR_US)
-            peaks[hour] = max(peaks.get(hour, 0), int(row.total))
+    for scope, minute_us, total in touched:
+        hour = (scope, minute_us - minute_us % HOUR_US)
+        peaks[hour] = max(peaks.get(hour, 0), int(total))
     peak_table = tables.hour_peaks
     await upsert_many(
         conn,

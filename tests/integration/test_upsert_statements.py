@@ -94,3 +94,23 @@ async def test_the_statement_cache_stays_bounded(engine: AsyncEngine, table: Tab
         await upsert_many(conn, table, [{"name": "a", "score": 3}], conflict=("name",), set_=replace_score)
     assert len(_upsert._STATEMENTS) <= _upsert._MAX_STATEMENTS
     assert await rows_of(engine) == [("a", 3, None)]
+
+
+def add_score(excluded: Any) -> dict[str, Any]:
+    return {"score": scores.c.score + excluded.score}
+
+
+async def test_returning_answers_each_row_as_stored_after_the_upsert(
+    engine: AsyncEngine, table: Table
+) -> None:
+    async with engine.begin() as conn:
+        await insert_many(conn, table, [{"name": "a", "score": 5, "note": None}])
+        touched = await upsert_many(
+            conn, table, [{"name": "a", "score": 2}, {"name": "b", "score": 3}], conflict=("name",),
+            set_=add_score, returning=("name", "score"),
+        )  # fmt: skip
+        silent = await upsert_many(
+            conn, table, [{"name": "c", "score": 1}], conflict=("name",), set_=add_score
+        )
+    assert sorted(touched) == [("a", 7), ("b", 3)]
+    assert silent == []
