@@ -186,13 +186,15 @@ class BareServer(Server):
 
     ready_path = "/"
 
-    def __init__(self, env: Mapping[str, str], *, cpu: int | None, log_path: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], *, cpu: int | None, log_path: Path, factory: str = "bare_app:create_app"
+    ) -> None:
         self.kind = "bare"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log_path.open("ab")
         command = [PYTHON, "-m", "granian", "--interface", "asgi", "--factory", "--workers", "1"]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), "--no-log", "bare_app:create_app"]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), "--no-log", factory]
         self.process = subprocess.Popen(
             pinned(command, cpu),
             env={**env, "PYTHONPATH": str(Path(__file__).parent)},

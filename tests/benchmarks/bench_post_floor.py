@@ -11,36 +11,15 @@ is verify's request body. Prints req/s per round, the medians and each ratio to 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _harness import PYTHON, Server, base_env, free_port, median, pinned
+from _harness import BareServer, base_env, median
 from bench_auth_overhead import WRK_SCRIPT, run_wrk
 from bench_verify import VERIFY_LUA
 
 ROUTES = {"get": "/", "litestar_post": "/post", "raw_post": "/raw"}
-
-
-class PostFloorServer(Server):
-    ready_path = "/"
-
-    def __init__(self, env: dict[str, str], *, cpu: int, log_path: Path) -> None:
-        self.kind = "bare-post"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log_path.open("ab")
-        command = [PYTHON, "-m", "granian", "--interface", "asgi", "--factory", "--workers", "1"]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), "--no-log", "bare_app:create_post_app"]
-        self.process = subprocess.Popen(
-            pinned(command, cpu),
-            env={**env, "PYTHONPATH": str(Path(__file__).parent)},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.log_path = log_path
 
 
 def main() -> int:
@@ -54,7 +33,7 @@ def main() -> int:
     scripts = {"get": work / "get.lua", "post": work / "post.lua"}
     scripts["get"].write_text(WRK_SCRIPT)
     scripts["post"].write_text(VERIFY_LUA % ("sk_rsv_" + "x" * 48) + WRK_SCRIPT)
-    server = PostFloorServer(base_env(), cpu=0, log_path=work / "server.log")
+    server = BareServer(base_env(), cpu=0, log_path=work / "server.log", factory="bare_app:create_post_app")
     rps: dict[str, list[float]] = {route: [] for route in ROUTES}
     try:
         server.wait_ready()
