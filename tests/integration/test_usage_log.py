@@ -193,11 +193,11 @@ async def test_a_batch_on_a_connection_a_restart_cut_is_unavailable_not_an_unkno
     wrapping: a dead connection must still surface as DatabaseUnavailable (the writer keeps the rows
     and retries) and leave the pool, so the retry runs on a fresh connection and lands."""
     engine = create_engine(postgres_url)
-    used: list[int] = []
+    used: list[tuple[asyncpg.Connection, int]] = []  # not id(): a closed connection's memory is reused
     real_copy = asyncpg.Connection.copy_records_to_table
 
     async def copy_once_broken(self: asyncpg.Connection, *args: object, **kwargs: object) -> object:
-        used.append(id(self))
+        used.append((self, self.get_server_pid()))
         if len(used) == 1:
             raise asyncpg.exceptions.ConnectionDoesNotExistError(
                 "connection was closed in the middle of operation"
@@ -216,7 +216,8 @@ async def test_a_batch_on_a_connection_a_restart_cut_is_unavailable_not_an_unkno
         assert await count_rows(engine) == 3
     finally:
         await engine.dispose()
-    assert used[0] != used[1], "the broken connection went back to the pool and was used again"
+    assert used[0][0] is not used[1][0], "the broken connection went back to the pool and was used again"
+    assert used[0][1] != used[1][1]
 
 
 async def test_a_batch_postgresql_refuses_is_a_database_error_the_writer_retries(

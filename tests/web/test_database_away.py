@@ -147,11 +147,13 @@ async def test_a_read_on_a_connection_a_restart_left_broken_is_retried_on_a_fres
     from reservekit.db import Read, create_engine, fetch_all
 
     engine = create_engine(postgres_url)
-    used: list[int] = []
+    # The connections themselves and their server pids, not id(): a closed connection's memory may be
+    # reused for the next one, so two different connections can share an id().
+    used: list[tuple[asyncpg.Connection, int]] = []
     real_fetch = asyncpg.Connection.fetch
 
     async def fetch_once_broken(self: asyncpg.Connection, *args: object, **kwargs: object) -> object:
-        used.append(id(self))
+        used.append((self, self.get_server_pid()))
         if len(used) == 1:
             raise asyncpg.exceptions.InternalClientError(
                 "cannot switch to state 12; another operation (2) is in progress"
@@ -165,7 +167,8 @@ async def test_a_read_on_a_connection_a_restart_left_broken_is_retried_on_a_fres
         await engine.dispose()
     assert [tuple(row) for row in rows] == [(7,)]
     assert len(used) == 2
-    assert used[0] != used[1], "the broken connection was used again"
+    assert used[0][0] is not used[1][0], "the broken connection was used again"
+    assert used[0][1] != used[1][1]
 
 
 async def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
