@@ -28,7 +28,6 @@ from reservekit.web.dashboard.pages import (
     badge,
     form_of,
     lines,
-    new_form_id,
     parse_expiry,
     render,
     see_other,
@@ -106,7 +105,7 @@ class KeysPages(Controller):
             draft=draft,
             errors=errors,
             all_scopes=ACCOUNT_SCOPES,
-            form_id=new_form_id(visit.clock),
+            form_id=visit.new_form_id(),
             nav="keys",
         )
 
@@ -118,7 +117,7 @@ class KeysPages(Controller):
         form = await form_of(request)
         values = _key_form(form)
         command = CreateKey(account_id=session.account_id, **values)
-        if not await visit.services.directory.spend_form(text(form, "form_id") or new_form_id(visit.clock)):
+        if not await visit.spend_form(text(form, "form_id")):
             return render("already_shown.html", status=409, title="Already submitted", nav="keys")
         try:
             issued = await visit.application.execute(command, visit.metadata(session))
@@ -161,7 +160,7 @@ class KeysPages(Controller):
             errors=errors or {},
             all_scopes=ACCOUNT_SCOPES,
             grace_choices=GRACE_CHOICES,
-            form_id=new_form_id(visit.clock),
+            form_id=visit.new_form_id(),
             saved=saved,
             nav="keys",
         )
@@ -208,7 +207,7 @@ class KeysPages(Controller):
         form = await form_of(request)
         raw_grace = text(form, "grace_period_seconds")
         grace = int(raw_grace) if raw_grace.isdigit() else -1
-        if not await visit.services.directory.spend_form(text(form, "form_id") or new_form_id(visit.clock)):
+        if not await visit.spend_form(text(form, "form_id")):
             return render("already_shown.html", status=409, title="Already submitted", nav="keys")
         command = RotateKey(account_id=session.account_id, key_id=key_id, grace_period_seconds=grace)
         try:

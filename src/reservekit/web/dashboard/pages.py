@@ -10,9 +10,7 @@ from litestar import Request
 from litestar.datastructures import FormMultiDict
 from litestar.response import Redirect, Template
 
-from reservekit.clock import Clock, to_micros
 from reservekit.domain.keys import KeyState
-from reservekit.members import directory
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -53,11 +51,6 @@ def parse_expiry(raw: str) -> datetime | None:
 
 
 _INVALID_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)  # in the past: the domain answers "must be in the future"
-
-
-def new_form_id(clock: Clock) -> str:
-    """A one-shot id for forms that show a secret: a resubmission (reload, Back) cannot mint another."""
-    return directory.new_form_id(to_micros(clock.now()))
 
 
 def badge(state: KeyState, now: datetime) -> str:

@@ -29,7 +29,7 @@ from reservekit.usecases.commands import (
     RevokeInvitation,
 )
 from reservekit.web.dashboard.auth_pages import signed_in_response
-from reservekit.web.dashboard.pages import form_of, new_form_id, render, see_other, text, when
+from reservekit.web.dashboard.pages import form_of, render, see_other, text, when
 from reservekit.web.dashboard.visit import Viewer, Visit
 
 TEAM_PAGE_LIMIT = 200
@@ -99,7 +99,7 @@ class TeamPages(Controller):
             summaries=ROLE_SUMMARIES,
             errors=errors or {},
             draft=draft or {"email": "", "role": "developer"},
-            form_id=new_form_id(visit.clock),
+            form_id=visit.new_form_id(),
             notice=notice,
             now=now,
             when=when,
@@ -124,7 +124,7 @@ class TeamPages(Controller):
         form = await form_of(request)
         draft = {"email": text(form, "email"), "role": text(form, "role")}
         command = InviteMember(account_id=viewer.account_id, email=draft["email"], role=draft["role"])
-        if not await visit.services.directory.spend_form(text(form, "form_id") or new_form_id(visit.clock)):
+        if not await visit.spend_form(text(form, "form_id")):
             return render("already_shown.html", status=409, title="Already submitted", nav="team")
         try:
             issued = await visit.application.execute(command, visit.metadata(session))

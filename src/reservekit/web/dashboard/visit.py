@@ -15,10 +15,10 @@ from litestar import Request
 from litestar.exceptions import NotAuthorizedException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reservekit.clock import Clock
+from reservekit.clock import Clock, to_micros
 from reservekit.domain.events import Metadata
 from reservekit.domain.roles import RoleRefused, can
-from reservekit.members.directory import ActiveSession, SqlMemberDirectory
+from reservekit.members.directory import ActiveSession, SqlMemberDirectory, new_form_id
 from reservekit.members.mail import InvitationMailer
 from reservekit.usecases.application import Application
 from reservekit.web.deps import MAX_USER_AGENT_CHARS
@@ -124,6 +124,15 @@ class Visit:
             raise RoleRefused(viewer.role, permission)
         session = await self.require_member()
         return viewer, session
+
+    def new_form_id(self) -> str:
+        """A one-shot id for forms that show a secret: a resubmission (reload, Back) cannot mint another."""
+        return new_form_id(to_micros(self.clock.now()))
+
+    async def spend_form(self, form_id: str) -> bool:
+        """True the first time a one-shot form is submitted. A POST without an id spends a fresh one: it
+        can replay nothing, and it goes through the same check as a real form."""
+        return await self.services.directory.spend_form(form_id or self.new_form_id())
 
     def metadata(self, session: ActiveSession | None) -> Metadata:
         state = self._request.scope.get("state", {})

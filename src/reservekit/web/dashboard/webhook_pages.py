@@ -20,7 +20,7 @@ from reservekit.db import read_transaction
 from reservekit.domain.errors import DomainError
 from reservekit.domain.roles import WEBHOOKS_MANAGE, WEBHOOKS_VIEW
 from reservekit.domain.webhooks import SEVERITIES, WEBHOOK_EVENT_TYPES
-from reservekit.web.dashboard.pages import form_of, new_form_id, render, see_other, text, when
+from reservekit.web.dashboard.pages import form_of, render, see_other, text, when
 from reservekit.web.dashboard.visit import Visit
 from reservekit.web.pagination import next_cursor as encode_next
 from reservekit.web.pagination import position_after
@@ -84,7 +84,7 @@ class WebhookPages(Controller):
             errors=errors,
             event_types=WEBHOOK_EVENT_TYPES,
             severities=SEVERITIES,
-            form_id=new_form_id(visit.clock),
+            form_id=visit.new_form_id(),
             nav="webhooks",
         )
 
@@ -104,7 +104,7 @@ class WebhookPages(Controller):
         viewer, session = await visit.require(WEBHOOKS_MANAGE)
         form = await form_of(request)
         values = _endpoint_form(form)
-        if not await visit.services.directory.spend_form(text(form, "form_id") or new_form_id(visit.clock)):
+        if not await visit.spend_form(text(form, "form_id")):
             return render("already_shown.html", status=409, title="Already submitted", nav="webhooks")
         try:
             created = await endpoints.create_endpoint(
@@ -153,7 +153,7 @@ class WebhookPages(Controller):
             next_cursor=encode_next("deliveries", last_seq),
             viewer=viewer,
             notice=NOTICES.get(done or ""),
-            form_id=new_form_id(visit.clock),
+            form_id=visit.new_form_id(),
             when=when,
             nav="webhooks",
         )
@@ -191,9 +191,7 @@ class WebhookPages(Controller):
     ) -> Template:
         viewer, session = await visit.require(WEBHOOKS_MANAGE)
         await endpoints.load_endpoint(webhooks, account_id=viewer.account_id, endpoint_id=endpoint_id)
-        if not await visit.services.directory.spend_form(
-            text(await form_of(request), "form_id") or new_form_id(visit.clock)
-        ):
+        if not await visit.spend_form(text(await form_of(request), "form_id")):
             return render("already_shown.html", status=409, title="Already submitted", nav="webhooks")
         rolled = await endpoints.roll_secret(
             webhooks, account_id=viewer.account_id, endpoint_id=endpoint_id, metadata=visit.metadata(session)
