@@ -17,6 +17,7 @@ from reservekit.db import DatabaseUnavailable, create_engine
 from reservekit.usage.log import append_usage
 from reservekit.usage.records import UsageRecord, read_usage_after_in, usage_log
 from reservekit.usage.writer import UsageWriter
+from tests.broken_connections import assert_retried_on_another_connection, break_first_call
 
 
 def row(n: int, outcome: str = "ok") -> UsageRecord:
@@ -193,18 +194,11 @@ async def test_a_batch_on_a_connection_a_restart_cut_is_unavailable_not_an_unkno
     wrapping: a dead connection must still surface as DatabaseUnavailable (the writer keeps the rows
     and retries) and leave the pool, so the retry runs on a fresh connection and lands."""
     engine = create_engine(postgres_url)
-    used: list[tuple[asyncpg.Connection, int]] = []  # not id(): a closed connection's memory is reused
-    real_copy = asyncpg.Connection.copy_records_to_table
-
-    async def copy_once_broken(self: asyncpg.Connection, *args: object, **kwargs: object) -> object:
-        used.append((self, self.get_server_pid()))
-        if len(used) == 1:
-            raise asyncpg.exceptions.ConnectionDoesNotExistError(
-                "connection was closed in the middle of operation"
-            )
-        return await real_copy(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(asyncpg.Connection, "copy_records_to_table", copy_once_broken)
+    calls = break_first_call(
+        monkeypatch,
+        "copy_records_to_table",
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+    )
     writer = UsageWriter(engine, SystemClock())
     try:
         for n in range(3):
@@ -216,8 +210,7 @@ async def test_a_batch_on_a_connection_a_restart_cut_is_unavailable_not_an_unkno
         assert await count_rows(engine) == 3
     finally:
         await engine.dispose()
-    assert used[0][0] is not used[1][0], "the broken connection went back to the pool and was used again"
-    assert used[0][1] != used[1][1]
+    assert_retried_on_another_connection(calls)
 
 
 async def test_a_batch_postgresql_refuses_is_a_database_error_the_writer_retries(

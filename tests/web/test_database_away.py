@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, Program
 from reservekit import scheduling
 from reservekit.db import is_unavailable
 from reservekit.runtime import Runtime
+from tests.broken_connections import assert_retried_on_another_connection, break_first_call
 from tests.web.conftest import Caller, Client, problem
 
 
@@ -147,28 +148,19 @@ async def test_a_read_on_a_connection_a_restart_left_broken_is_retried_on_a_fres
     from reservekit.db import Read, create_engine, fetch_all
 
     engine = create_engine(postgres_url)
-    # The connections themselves and their server pids, not id(): a closed connection's memory may be
-    # reused for the next one, so two different connections can share an id().
-    used: list[tuple[asyncpg.Connection, int]] = []
-    real_fetch = asyncpg.Connection.fetch
-
-    async def fetch_once_broken(self: asyncpg.Connection, *args: object, **kwargs: object) -> object:
-        used.append((self, self.get_server_pid()))
-        if len(used) == 1:
-            raise asyncpg.exceptions.InternalClientError(
-                "cannot switch to state 12; another operation (2) is in progress"
-            )
-        return await real_fetch(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(asyncpg.Connection, "fetch", fetch_once_broken)
+    calls = break_first_call(
+        monkeypatch,
+        "fetch",
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
+    )
     try:
         rows = await fetch_all(engine, Read(select(literal(7).label("seven"))), {})
     finally:
         await engine.dispose()
     assert [tuple(row) for row in rows] == [(7,)]
-    assert len(used) == 2
-    assert used[0][0] is not used[1][0], "the broken connection was used again"
-    assert used[0][1] != used[1][1]
+    assert_retried_on_another_connection(calls)
 
 
 async def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
