@@ -69,7 +69,12 @@ async def apply(conn: AsyncConnection, tables: AccountTables, batch: Sequence[Re
 
 
 PROJECTION = Projection(
-    name="accounts", version=1, define=define, apply=apply, description="accounts and plans"
+    name="accounts",
+    version=1,
+    define=define,
+    apply=apply,
+    description="accounts and plans",
+    folds=(AccountOpened, AccountPlanChanged),
 )
 
 

@@ -174,7 +174,12 @@ def fold(rows: dict[str, dict[str, Any]], recorded: RecordedEvent) -> bool:
 
 
 PROJECTION = Projection(
-    name="api_keys", version=1, define=define, apply=apply, description="key lifecycle state"
+    name="api_keys",
+    version=1,
+    define=define,
+    apply=apply,
+    description="key lifecycle state",
+    folds=(KeyCreated, KeyRevoked, LeakReported, KeyRotated, KeyUpdated),
 )
 
 

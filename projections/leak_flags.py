@@ -144,5 +144,6 @@ PROJECTION = Projection(
     define=define,
     apply=apply,
     description="leak-report flags and the resolution of every flag",
+    folds=(LeakReported, WebhookEndpointDisabled, FlagResolved),
 )
 LIVE = PROJECTION.live

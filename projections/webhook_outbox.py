@@ -40,7 +40,7 @@ from reservekit.domain.events import (
     WebhookEndpointUpdated,
 )
 from reservekit.projecting.spec import Projection
-from reservekit.webhooks.payloads import messages_for
+from reservekit.webhooks.payloads import EVENTS_WITH_MESSAGES, messages_for
 
 
 class OutboxTables(NamedTuple):
@@ -174,5 +174,6 @@ PROJECTION = Projection(
     define=define,
     apply=apply,
     description="webhook endpoints and the messages lifecycle events produce for them",
+    folds=tuple(dict.fromkeys(_ENDPOINT_EVENTS + EVENTS_WITH_MESSAGES)),
 )
 LIVE = PROJECTION.live

@@ -6,8 +6,10 @@ and compares row by row, so a live runner moving on meanwhile cannot cause a fal
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing, suppress
 from datetime import datetime
 from typing import Any
 
@@ -53,18 +55,52 @@ async def rebuild_into(
         await conn.run_sync(lambda sync: metadata.drop_all(sync, checkfirst=True))
         await conn.run_sync(lambda sync: metadata.create_all(sync))
         target = await projection.source.head(conn) if until is None else until
-    position = applied = 0
-    while position < target:
-        async with write_transaction(engine) as conn:
-            batch = await projection.source.read_after(conn, position, limit=batch_size, until=target)
-            if not batch:
-                break
-            await projection.apply(conn, tables, batch)
-        position = batch[-1].position
-        applied += len(batch)
-        if progress:
-            progress(position, target)
+    applied = 0
+    async with aclosing(_batches(engine, projection, until=target, batch_size=batch_size)) as batches:
+        async for batch in batches:
+            async with write_transaction(engine) as conn:
+                await projection.apply(conn, tables, batch)
+            applied += len(batch)
+            if progress:
+                progress(batch[-1].position, target)
+    if progress:
+        progress(target, target)  # a projection reading a few event types may finish short of the head
     return RebuildResult(projection.name, target, applied, tuple(str(t.name) for t in tables))
+
+
+async def _batches(
+    engine: AsyncEngine, projection: AnyProjection, *, until: int, batch_size: int
+) -> AsyncGenerator[Sequence[Any], None]:
+    """The log up to ``until`` in batches (only the event types the projection folds), read one ahead.
+
+    The next batch is read on a connection of its own while the caller applies this one, so the
+    database's scan and this process's fold overlap instead of taking turns. A private in-memory SQLite
+    database has a single connection: there the batches are read in turn.
+    """
+    only = {"types": projection.folded_types} if projection.folded_types is not None else {}
+
+    async def read(after: int) -> Sequence[Any]:
+        async with read_transaction(engine) as conn:
+            return await projection.source.read_after(conn, after, limit=batch_size, until=until, **only)
+
+    ahead = not (is_sqlite(engine) and engine.url.database in (None, "", ":memory:"))
+    pending: asyncio.Future[Sequence[Any]] | None = None
+    position = 0
+    try:
+        while position < until:
+            batch = await (pending if pending is not None else read(position))
+            pending = None
+            if not batch:
+                return
+            position = batch[-1].position
+            if ahead and position < until:
+                pending = asyncio.ensure_future(read(position))
+            yield batch
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with suppress(asyncio.CancelledError):
+                await pending
 
 
 async def snapshot(conn: AsyncConnection, tables: Sequence[Table]) -> dict[str, list[tuple[Any, ...]]]:
@@ -142,10 +178,15 @@ async def replace_live(
         if not is_sqlite(conn):
             query = query.with_for_update()
         await conn.execute(query)
-        remainder = await projection.source.read_after(conn, result.until_position, limit=10_000_000)
+        # The head first: appends commit in position order, so everything up to it is readable now and
+        # the checkpoint can be the head even when none of the last events is one this projection folds.
+        head = await projection.source.head(conn)
+        only = {"types": projection.folded_types} if projection.folded_types is not None else {}
+        remainder = await projection.source.read_after(
+            conn, result.until_position, limit=10_000_000, until=head, **only
+        )
         if remainder:
             await projection.apply(conn, fresh, remainder)
-        head = remainder[-1].position if remainder else result.until_position
         live_meta = projection.live[0].metadata
         await conn.run_sync(lambda sync: live_meta.drop_all(sync, checkfirst=True))
         for table, live_table in zip(fresh, projection.live, strict=True):

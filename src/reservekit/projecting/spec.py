@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Generic, TypeVar
 
+import msgspec
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,7 +24,11 @@ ItemT = TypeVar("ItemT")
 
 @dataclass(frozen=True)
 class Projection(Generic[TablesT, ItemT]):
-    """``source`` is the log it follows: the lifecycle events (default) or the usage log."""
+    """``source`` is the log it follows: the lifecycle events (default) or the usage log.
+
+    ``folds`` names the event classes ``apply`` reacts to, when it ignores all others: a rebuild then
+    reads only those from the log (``folded_types``). ``None`` means every event is read.
+    """
 
     name: str
     version: int
@@ -31,6 +36,7 @@ class Projection(Generic[TablesT, ItemT]):
     apply: Callable[[AsyncConnection, TablesT, Sequence[ItemT]], Awaitable[None]]
     description: str = ""
     source: LogSource[Any] = EVENTS
+    folds: tuple[type[msgspec.Struct], ...] | None = None
 
     def tables(self, suffix: str = "") -> TablesT:
         return self.define(MetaData(), suffix)
@@ -38,6 +44,13 @@ class Projection(Generic[TablesT, ItemT]):
     @cached_property
     def live(self) -> TablesT:
         return self.tables()
+
+    @cached_property
+    def folded_types(self) -> frozenset[str] | None:
+        """The stored ``type`` of each event class in ``folds``; ``None`` when it reads every event."""
+        if self.folds is None:
+            return None
+        return frozenset(str(cls.__struct_config__.tag) for cls in self.folds)
 
 
 AnyProjection = Projection[tuple[Table, ...], Any]

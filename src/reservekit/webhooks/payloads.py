@@ -74,8 +74,20 @@ def _flag(recorded: RecordedEvent, rule: str, subject: str, account_id: str, **f
     return _message(recorded, "flag.raised", account_id, data, severity=severity)
 
 
+EVENTS_WITH_MESSAGES = (
+    KeyCreated,
+    KeyRevoked,
+    KeyUpdated,
+    KeyRotated,
+    LeakReported,
+    FlagResolved,
+    WebhookEndpointDisabled,
+)
+"""The event classes ``messages_for`` answers for; every other event produces no message."""
+
+
 def messages_for(recorded: RecordedEvent) -> list[OutboxMessage]:
-    """The webhook messages one lifecycle event produces (most produce none)."""
+    """The webhook messages one lifecycle event produces (most produce none; see ``EVENTS_WITH_MESSAGES``)."""
     event = recorded.data
     if isinstance(event, KeyCreated):
         data: dict[str, Any] = {
