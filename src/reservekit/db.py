@@ -10,14 +10,16 @@ background writers
 (``test_background_runner_resumes_after_the_database_drops_its_connections``).
 
 Hot reads (``fetch_all`` with a ``Read``): one statement compiled once per dialect, no transaction. On
-PostgreSQL that is one round trip on a pooled asyncpg connection (asyncpg caches the prepared statement
-per connection); on SQLite it runs on the event loop's thread with a read-only connection of its own,
+PostgreSQL that is one round trip on a connection of a small asyncpg pool kept beside SQLAlchemy's
+(``_PostgresReader``: no greenlet hop, no pre-ping; asyncpg caches the prepared statement per
+connection); on SQLite it runs on the event loop's thread with a read-only connection of its own,
 because a hop to aiosqlite's thread (several per read: BEGIN, execute, fetch, COMMIT, reset) costs far
 more than a bounded indexed read. Use it only for bounded reads by index (a page of rows).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
@@ -27,10 +29,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DatabaseError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Select
 from sqlalchemy.util.concurrency import await_
 
@@ -223,6 +227,26 @@ def is_unavailable(exc: BaseException) -> bool:
 _is_connectivity_error = is_unavailable
 
 
+async def copy_records(
+    conn: AsyncConnection, table: str, records: Sequence[Sequence[Any]], columns: Sequence[str]
+) -> None:
+    """PostgreSQL ``COPY … FROM STDIN`` (binary) of plain tuples, inside ``conn``'s transaction.
+
+    asyncpg's own errors, which SQLAlchemy does not wrap here, reach callers as other statements' would:
+    a dead connection leaves the pool as ``DatabaseUnavailable``, anything else is a ``DatabaseError``.
+    """
+    raw = await conn.get_raw_connection()
+    try:
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            table, records=records, columns=list(columns)
+        )
+    except Exception as exc:
+        if is_unavailable(exc):
+            await conn.invalidate()
+            raise DatabaseUnavailable(str(exc)) from exc
+        raise DatabaseError(f"COPY {table}", None, exc) from exc
+
+
 class Read:
     """A read-only statement with named bind parameters, compiled once per dialect.
 
@@ -257,24 +281,75 @@ async def fetch_all(engine: AsyncEngine, read: Read, params: Mapping[str, Any]) 
 
 
 async def _postgres_fetch(engine: AsyncEngine, sql: str, args: list[Any]) -> list[Sequence[Any]]:
-    # A read is safe to repeat: a connection that died since it was pooled (a restart) is invalidated
-    # and the read tried once more on a fresh one before the caller hears of it.
-    for attempt in (1, 2):
-        try:
-            async with engine.connect() as conn:
-                raw = await conn.get_raw_connection()
-                try:
-                    return list(await raw.driver_connection.fetch(sql, *args))  # type: ignore[union-attr]
-                except Exception as exc:
-                    if is_unavailable(exc):
-                        await conn.invalidate()
+    reader = _POSTGRES_READERS.get(engine.sync_engine)
+    if reader is None:
+        reader = _POSTGRES_READERS[engine.sync_engine] = _PostgresReader(engine)
+    return await reader.fetch(sql, args)
+
+
+class _PostgresReader:
+    """A small asyncpg pool of its own for ``fetch_all``, beside SQLAlchemy's (see the module doc).
+
+    Checking a connection out of SQLAlchemy's pool costs a greenlet hop, its events and the pre-ping's
+    round trip; a read that is safe to repeat needs none of them. A connection a restart killed fails
+    the read: the pool's connections are then all expired (replaced at their next checkout) and the read
+    runs once more before the caller hears of it. Released connections are not reset (asyncpg's
+    default sends ``RESET ALL`` and friends, a round trip): these connections only ever run a
+    single statement outside a transaction and change no session state. Closed with the engine
+    (``engine_disposed``).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        _, params = engine.dialect.create_connect_args(engine.url)
+        for adapter_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+            params.pop(adapter_only, None)
+        params.setdefault("server_settings", {"application_name": "reservekit"})
+        self._params = params
+        self._max_size = engine.pool.size() if isinstance(engine.pool, QueuePool) else 10
+        self._pool: asyncio.Task[asyncpg.Pool] | None = None
+        event.listen(engine.sync_engine, "engine_disposed", self._on_dispose)
+
+    async def fetch(self, sql: str, args: list[Any]) -> list[Sequence[Any]]:
+        for attempt in (1, 2):
+            try:
+                pool = await self._started()
+                async with pool.acquire() as conn:
+                    return list(await conn.fetch(sql, *args))
+            except Exception as exc:
+                if not is_unavailable(exc):
                     raise
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
-            if attempt == 2:
-                raise DatabaseUnavailable(str(exc)) from exc
-    raise AssertionError("unreachable")
+                if self._pool is not None and self._pool.done() and not self._pool.exception():
+                    await self._pool.result().expire_connections()
+                else:
+                    self._pool = None  # the pool itself could not start: try again next time
+                if attempt == 2:
+                    raise DatabaseUnavailable(str(exc)) from exc
+        raise AssertionError("unreachable")
+
+    def _started(self) -> asyncio.Task[asyncpg.Pool]:
+        if self._pool is None:
+            # min_size=0: nothing is opened before a read needs it (an engine may never read).
+            self._pool = asyncio.ensure_future(
+                asyncpg.create_pool(min_size=0, max_size=self._max_size, reset=_keep_session, **self._params)
+            )
+        return self._pool
+
+    def _on_dispose(self, _engine: Engine) -> None:
+        task, self._pool = self._pool, None
+        if task is None or not task.done() or task.exception() is not None:
+            return
+        pool = task.result()
+        try:
+            await_(asyncio.wait_for(pool.close(), timeout=5))
+        except Exception:
+            pool.terminate()
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    return None
+
+
+_POSTGRES_READERS: weakref.WeakKeyDictionary[Engine, _PostgresReader] = weakref.WeakKeyDictionary()
 
 
 class _SqliteReader:

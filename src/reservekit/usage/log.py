@@ -11,10 +11,9 @@ from collections.abc import Sequence
 import msgspec
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import DatabaseError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reservekit.db import DatabaseUnavailable, is_sqlite, is_unavailable, read_transaction, write_transaction
+from reservekit.db import copy_records, is_sqlite, read_transaction, write_transaction
 from reservekit.usage.records import UsageRecord, usage_log
 
 USAGE_LOCK_KEY = 0x5253_4B33
@@ -43,24 +42,9 @@ async def append_usage(
         if is_sqlite(conn):
             await conn.exec_driver_sql(_SQLITE_INSERT, rows)
         else:
-            await _copy_rows(conn, rows)
+            # The writer retries DatabaseUnavailable and DatabaseError with backoff instead of dying.
+            await copy_records(conn, "usage_log", rows, _COLUMN_NAMES)
     return placed
-
-
-async def _copy_rows(conn: AsyncConnection, rows: list[tuple[object, ...]]) -> None:
-    raw = await conn.get_raw_connection()
-    try:
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            "usage_log", records=rows, columns=_COLUMN_NAMES
-        )
-    except Exception as exc:
-        # asyncpg's own errors, which SQLAlchemy does not wrap here, reach the writer as the other
-        # statements' would: a dead connection leaves the pool as DatabaseUnavailable, anything else is
-        # a DatabaseError (both of which the writer retries with backoff instead of dying).
-        if is_unavailable(exc):
-            await conn.invalidate()
-            raise DatabaseUnavailable(str(exc)) from exc
-        raise DatabaseError("COPY usage_log", None, exc) from exc
 
 
 def _row(record: UsageRecord) -> tuple[object, ...]:
