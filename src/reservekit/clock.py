@@ -61,9 +61,12 @@ def in_utc(moment: datetime) -> datetime:
         raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # built once: building it per call was 2/3 of to_micros (0.76 µs)
+
+
 def to_micros(moment: datetime) -> int:
     """Exact integer storage for instants: identical on SQLite and PostgreSQL, so hashes stay stable."""
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = moment.astimezone(UTC) - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * SECOND_US + delta.microseconds
 
 
@@ -73,7 +76,7 @@ def seconds_to_micros(seconds: float) -> int:
 
 
 def from_micros(micros: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 # An unencoded "+" in a query string arrives as a space: "…T12:00:00 02:00" means "…T12:00:00+02:00".
