@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import string
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from reservekit.clock import from_micros, to_micros
 from reservekit.domain.domains import host_matches, normalise_domain, origin_host
 from reservekit.domain.errors import DomainError
 from reservekit.keys.tokens import BASE62_ALPHABET, SECRET_PREFIX, generate_secret, is_well_formed
@@ -213,3 +215,31 @@ def test_a_webhook_secret_pasted_into_free_text_is_redacted_but_its_name_is_not(
     assert redact("rotate the whsec_ prefix") == "rotate the whsec_ prefix"
     encoded = json.dumps({"reason": f"leaked {secret}"}).encode()
     assert json.loads(redact_json(encoded)) == {"reason": f"leaked {REDACTED_WEBHOOK_SECRET}"}
+
+
+# Stored instants -----------------------------------------------------------------------------------
+
+
+# Fixed offsets, as RFC 3339 texts carry (a named zone's DST gap has local times that never happened).
+offsets = st.timedeltas(min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59))
+
+
+@given(
+    st.datetimes(
+        timezones=offsets.map(lambda offset: timezone(offset - timedelta(microseconds=offset.microseconds)))
+    )
+)
+def test_an_instant_survives_its_integer_storage_exactly(moment: datetime) -> None:
+    """Events are hashed over these integers: a microsecond lost or gained would break the chain."""
+    try:
+        stored = to_micros(moment)
+    except OverflowError:  # an offset that takes it past year 1 or 9999 in UTC
+        assume(False)
+    assert from_micros(stored) == moment
+    assert from_micros(stored).tzinfo is UTC
+    assert to_micros(from_micros(stored)) == stored
+
+
+@given(st.integers(min_value=-62_135_596_800_000_000, max_value=253_402_300_799_999_999))
+def test_every_stored_integer_reads_back_as_that_many_microseconds_from_the_epoch(micros: int) -> None:
+    assert from_micros(micros) - datetime(1970, 1, 1, tzinfo=UTC) == timedelta(microseconds=micros)
