@@ -21,7 +21,6 @@ from reservekit.domain.events import (
     AccountPlanChanged,
     Event,
     FlagResolved,
-    KeyCreated,
     KeyRevoked,
     KeyRotated,
     KeyUpdated,
@@ -47,23 +46,11 @@ from reservekit.domain.events import (
 from reservekit.events.store import SqlEventStore, StreamWrite
 from reservekit.projecting.rebuild import diff_snapshots, drop_tables, rebuild_into, snapshot
 from reservekit.settings import Settings
+from tests.integration.test_batch_folds import created
 
 META = Metadata(source="test")
+A = "acct_a"  # the account ``created`` writes keys for
 LATER = datetime(2031, 1, 1, tzinfo=UTC)
-A = "acct_a"
-
-
-def _key(key_id: str, rotated_from: str | None = None) -> KeyCreated:
-    return KeyCreated(
-        key_id=key_id,
-        account_id=A,
-        key_hash=key_id.ljust(64, "0"),
-        prefix="sk_rsv_",
-        last4="abcd",
-        name=key_id,
-        scopes=("services:read",),
-        rotated_from=rotated_from,
-    )
 
 
 EVERY_TYPE: list[tuple[str, list[Event]]] = [
@@ -75,7 +62,7 @@ EVERY_TYPE: list[tuple[str, list[Event]]] = [
     ),
     (
         "key_1",
-        [_key("key_1"), KeyUpdated(key_id="key_1", account_id=A, name="edited", scopes=("usage:read",))],
+        [created("key_1"), KeyUpdated(key_id="key_1", account_id=A, name="edited", scopes=("usage:read",))],
     ),
     (
         "whe_1",
@@ -89,7 +76,7 @@ EVERY_TYPE: list[tuple[str, list[Event]]] = [
         ],
     ),
     ("key_1", [KeyRotated(key_id="key_1", account_id=A, new_key_id="key_2", grace_ends_at=LATER)]),
-    ("key_2", [_key("key_2", rotated_from="key_1")]),
+    ("key_2", [created("key_2", rotated_from="key_1")]),
     (
         "inv_1",
         [
