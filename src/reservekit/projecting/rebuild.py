@@ -77,11 +77,10 @@ async def _batches(
     database's scan and this process's fold overlap instead of taking turns. A private in-memory SQLite
     database has a single connection: there the batches are read in turn.
     """
-    only = {"types": projection.folded_types} if projection.folded_types is not None else {}
 
     async def read(after: int) -> Sequence[Any]:
         async with read_transaction(engine) as conn:
-            return await projection.source.read_after(conn, after, limit=batch_size, until=until, **only)
+            return await projection.read_after(conn, after, limit=batch_size, until=until)
 
     ahead = not (is_sqlite(engine) and engine.url.database in (None, "", ":memory:"))
     pending: asyncio.Future[Sequence[Any]] | None = None
@@ -181,10 +180,7 @@ async def replace_live(
         # The head first: appends commit in position order, so everything up to it is readable now and
         # the checkpoint can be the head even when none of the last events is one this projection folds.
         head = await projection.source.head(conn)
-        only = {"types": projection.folded_types} if projection.folded_types is not None else {}
-        remainder = await projection.source.read_after(
-            conn, result.until_position, limit=10_000_000, until=head, **only
-        )
+        remainder = await projection.read_after(conn, result.until_position, limit=10_000_000, until=head)
         if remainder:
             await projection.apply(conn, fresh, remainder)
         live_meta = projection.live[0].metadata

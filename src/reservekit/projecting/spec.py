@@ -45,6 +45,15 @@ class Projection(Generic[TablesT, ItemT]):
     def live(self) -> TablesT:
         return self.tables()
 
+    async def read_after(
+        self, conn: AsyncConnection, after: int, *, limit: int, until: int | None = None
+    ) -> Sequence[ItemT]:
+        """Its log after ``after``, only the event types it folds (a rebuild's read; the live runner
+        reads every event so that its checkpoint moves with the head)."""
+        if self.folded_types is None:
+            return await self.source.read_after(conn, after, limit=limit, until=until)
+        return await self.source.read_after(conn, after, limit=limit, until=until, types=self.folded_types)
+
     @cached_property
     def folded_types(self) -> frozenset[str] | None:
         """The stored ``type`` of each event class in ``folds``; ``None`` when it reads every event."""
