@@ -22,11 +22,15 @@ Excluded = Any  # the ``excluded`` pseudo-table of the statement being built
 
 
 def dialect_insert(conn: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    if conn.dialect.name == "postgresql":
+    return dialect_insert_for(conn.dialect.name, table)
+
+
+def dialect_insert_for(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    if dialect == "postgresql":
         return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
+    if dialect == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"no upsert for dialect {conn.dialect.name!r}")
+    raise NotImplementedError(f"no upsert for dialect {dialect!r}")
 
 
 async def upsert_many(

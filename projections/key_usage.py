@@ -4,11 +4,11 @@ and an hourly rollup of the minute counts for long ranges (see "Hourly rollup" b
 Every row that names a key counts, refused ones included (a revoked key being tried is usage worth
 seeing); rows without a key (missing, malformed or unknown secrets) are not counted here.
 
-``apply`` aggregates the whole batch in Python, then writes one upsert per table, so a rebuild costs a
-few statements per batch rather than one per row. Results do not depend on how the log is cut into
-batches: counts add up, "last" is the row with the greatest (occurred_at_us, position) — batches are
-applied in position order, so a tie goes to the later batch — and "first seen" is the least
-occurred_at_us.
+The fold is SQL over the log's own table (``_key_usage_fold``): ``apply_range`` aggregates the rows at a
+range of positions inside the database and upserts the aggregates, one statement per table; ``apply``
+(the live runner's batch) folds the range its batch spans. Results do not depend on how the log is cut:
+counts add up, "last" is the row with the greatest (occurred_at_us, position) — ranges are applied in
+position order, so a tie goes to the later one — and "first seen" is the least occurred_at_us.
 
 Hourly rollup: a 30-day chart summed ~40,000 minute rows per key twice (counts, busiest minute), so the
 same transaction also keeps counts per key, hour and outcome, each scope's (a key's, an account's)
@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from projections._upsert import upsert_many
+from projections._key_usage_fold import fold_statements
 from reservekit.clock import HOUR_US, MINUTE_US, from_micros
 from reservekit.projecting.sources import USAGE
 from reservekit.projecting.spec import Projection
@@ -117,113 +117,32 @@ def define(metadata: MetaData, suffix: str) -> KeyUsageTables:
 
 
 async def apply(conn: AsyncConnection, tables: KeyUsageTables, batch: Sequence[UsageRecord]) -> None:
-    minutes: dict[tuple[str, int, str], int] = {}
-    last: dict[str, tuple[int, int, str | None, str, str | None]] = {}
-    first: dict[tuple[str, str, str], int] = {}
-    totals: dict[tuple[str, int], int] = {}
-    for row in batch:
-        key_id = row.key_id
-        if key_id is None:
-            continue
-        at = row.occurred_at_us
-        bucket = (key_id, at - at % MINUTE_US, row.outcome)
-        minutes[bucket] = minutes.get(bucket, 0) + 1
-        for scope in (
-            key_scope(key_id),
-            *(() if row.account_id is None else (account_scope(row.account_id),)),
-        ):
-            total = (scope, bucket[1])
-            totals[total] = totals.get(total, 0) + 1
-        seen = last.get(key_id)
-        if seen is None or (at, row.position) >= (seen[0], seen[1]):
-            last[key_id] = (at, row.position, row.account_id, row.client_ip, row.origin)
-        ip = (key_id, "ip", row.client_ip)
-        if at < first.get(ip, at + 1):
-            first[ip] = at
-        if row.origin is not None:
-            origin = (key_id, "origin", row.origin)
-            if at < first.get(origin, at + 1):
-                first[origin] = at
-    if not last:
-        return
-    await upsert_many(
-        conn,
-        tables.minutes,
-        [{"key_id": k, "minute_us": m, "outcome": o, "count": n} for (k, m, o), n in minutes.items()],
-        conflict=("key_id", "minute_us", "outcome"),
-        set_=lambda excluded: {"count": tables.minutes.c.count + excluded.count},
-    )
-    await _apply_rollup(conn, tables, minutes, totals)
-    activity = tables.activity
-    await upsert_many(
-        conn,
-        activity,
-        [
-            {"key_id": k, "account_id": a, "last_used_at_us": at, "last_ip": ip, "last_origin": origin}
-            for k, (at, _position, a, ip, origin) in last.items()
-        ],
-        conflict=("key_id",),
-        set_=lambda excluded: {
-            "account_id": excluded.account_id,
-            "last_used_at_us": excluded.last_used_at_us,
-            "last_ip": excluded.last_ip,
-            "last_origin": excluded.last_origin,
-        },
-        where=lambda excluded: excluded.last_used_at_us >= activity.c.last_used_at_us,
-    )
-    seen_table = tables.first_seen
-    await upsert_many(
-        conn,
-        seen_table,
-        [{"key_id": k, "kind": kind, "value": v, "first_seen_us": at} for (k, kind, v), at in first.items()],
-        conflict=("key_id", "kind", "value"),
-        set_=lambda excluded: {"first_seen_us": excluded.first_seen_us},
-        where=lambda excluded: excluded.first_seen_us < seen_table.c.first_seen_us,
-    )
+    """Fold a batch the runner read: the log's rows from the batch's first position to its last."""
+    if batch:
+        recorded = [row.recorded_at_us for row in batch]
+        await apply_range(
+            conn, tables, batch[0].position - 1, batch[-1].position, recorded=(min(recorded), max(recorded))
+        )
 
 
-async def _apply_rollup(
+async def apply_range(
     conn: AsyncConnection,
     tables: KeyUsageTables,
-    minutes: dict[tuple[str, int, str], int],
-    totals: dict[tuple[str, int], int],
+    after: int,
+    through: int,
+    *,
+    recorded: tuple[int, int] | None = None,
 ) -> None:
-    hours: dict[tuple[str, int, str], int] = {}
-    for (key_id, minute_us, outcome), n in minutes.items():
-        bucket = (key_id, minute_us - minute_us % HOUR_US, outcome)
-        hours[bucket] = hours.get(bucket, 0) + n
-    await upsert_many(
-        conn,
-        tables.hours,
-        [{"key_id": k, "hour_us": h, "outcome": o, "count": n} for (k, h, o), n in hours.items()],
-        conflict=("key_id", "hour_us", "outcome"),
-        set_=lambda excluded: {"count": tables.hours.c.count + excluded.count},
-    )
-    stored = tables.minute_totals
-    # The touched minutes' new totals come back from the upsert itself (RETURNING): reading them back
-    # by range returned every minute of the touched scopes in the batch's span, ~2.6 rows per row
-    # written, and iterating them was a fifth of a rebuild.
-    touched = await upsert_many(
-        conn,
-        stored,
-        [{"scope": s, "minute_us": m, "count": n} for (s, m), n in totals.items()],
-        conflict=("scope", "minute_us"),
-        set_=lambda excluded: {"count": stored.c.count + excluded.count},
-        returning=("scope", "minute_us", "count"),
-    )
-    peaks: dict[tuple[str, int], int] = {}
-    for scope, minute_us, total in touched:
-        hour = (scope, minute_us - minute_us % HOUR_US)
-        peaks[hour] = max(peaks.get(hour, 0), int(total))
-    peak_table = tables.hour_peaks
-    await upsert_many(
-        conn,
-        peak_table,
-        [{"scope": s, "hour_us": h, "peak": n} for (s, h), n in peaks.items()],
-        conflict=("scope", "hour_us"),
-        set_=lambda excluded: {"peak": excluded.peak},
-        where=lambda excluded: excluded.peak > peak_table.c.peak,  # GREATEST(stored, new minute total)
-    )
+    """Fold the usage log's rows at positions (after, through] into ``tables``, in the database.
+
+    ``recorded`` (the least and greatest ``recorded_at_us`` of those rows, when the caller knows them)
+    lets PostgreSQL skip the day partitions the rows cannot be in.
+    """
+    params = {"after": after, "through": through, "recorded_from": None, "recorded_until": None}
+    if recorded is not None:
+        params["recorded_from"], params["recorded_until"] = recorded
+    for statement in fold_statements(conn.dialect.name, tables, bounded=recorded is not None):
+        await conn.execute(statement, params)
 
 
 PROJECTION = Projection(
@@ -232,6 +151,7 @@ PROJECTION = Projection(
     version=2,
     define=define,
     apply=apply,
+    apply_range=apply_range,
     description="per-key usage: counts per minute, hour and outcome, last use, first-seen IPs and origins",
     source=USAGE,
 )

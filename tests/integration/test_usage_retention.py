@@ -108,7 +108,7 @@ async def test_the_per_minute_rollup_equals_the_raw_counts(engine: AsyncEngine) 
     """The usage views read the per-minute rollup; it must count exactly what the raw log holds."""
     rows = [record(n, NOW + n * 7_000_000, key_id=f"key_{n % 3}", outcome=("ok", "rate_limited")[n % 2])
             for n in range(50)]  # fmt: skip
-    await append_usage(engine, rows, recorded_at_us=NOW)
+    rows = await append_usage(engine, rows, recorded_at_us=NOW)
     tables = key_usage.PROJECTION.tables("__check")
     async with engine.begin() as conn:
         await conn.run_sync(lambda sync: tables[0].metadata.create_all(sync))

@@ -28,6 +28,10 @@ class Projection(Generic[TablesT, ItemT]):
 
     ``folds`` names the event classes ``apply`` reacts to, when it ignores all others: a rebuild then
     reads only those from the log (``folded_types``). ``None`` means every event is read.
+
+    ``apply_range``, when given, folds the log's items at positions (after, through] inside the
+    database (SQL over the log's own table) and does what ``apply`` does for those items: a rebuild
+    then reads nothing into this process, it hands the database one range after another.
     """
 
     name: str
@@ -37,6 +41,7 @@ class Projection(Generic[TablesT, ItemT]):
     description: str = ""
     source: LogSource[Any] = EVENTS
     folds: tuple[type[msgspec.Struct], ...] | None = None
+    apply_range: Callable[[AsyncConnection, TablesT, int, int], Awaitable[None]] | None = None
 
     def tables(self, suffix: str = "") -> TablesT:
         return self.define(MetaData(), suffix)
