@@ -71,9 +71,14 @@ def _text(value: str) -> ColumnElement[str]:
     return literal_column(f"'{value}'", String)
 
 
+Lane = tuple[Executable, ...]
+
+
 @lru_cache(maxsize=16)
-def fold_statements(dialect: str, tables: KeyUsageTables, *, bounded: bool) -> tuple[Executable, ...]:
-    """The statements, in the order they must run (the hour peaks read the minute totals just written)."""
+def fold_statements(dialect: str, tables: KeyUsageTables, *, bounded: bool) -> tuple[Lane, Lane]:
+    """The statements in two lanes that write disjoint tables: the counts, last use and first seen; the
+    minute totals and hour peaks. Within a lane, in the order they must run (the hour peaks read the
+    minute totals just written); the lanes may run in either order, or side by side."""
     where = _range(bounded=bounded)
     upsert = _upsert(dialect)
     minutes, activity, first_seen, hours, minute_totals, hour_peaks = tables
@@ -121,7 +126,7 @@ def fold_statements(dialect: str, tables: KeyUsageTables, *, bounded: bool) -> t
     if dialect == "postgresql":
         written = totals.returning(minute_totals.c.scope, minute_totals.c.minute_us, minute_totals.c.count)
         new_totals: Any = written.cte("new_totals")
-        fold_totals: tuple[Executable, ...] = ()
+        fold_totals: Lane = ()
         touched_filter = None
     else:
         new_totals = minute_totals
@@ -195,12 +200,8 @@ def fold_statements(dialect: str, tables: KeyUsageTables, *, bounded: bool) -> t
         where=lambda excluded: excluded.first_seen_us < first_seen.c.first_seen_us,
     )
     return (
-        counts(minutes, MINUTE_US, "minute_us"),
-        counts(hours, HOUR_US, "hour_us"),
-        *fold_totals,
-        peaks,
-        last,
-        first,
+        (counts(minutes, MINUTE_US, "minute_us"), counts(hours, HOUR_US, "hour_us"), last, first),
+        (*fold_totals, peaks),
     )
 
 

@@ -132,17 +132,29 @@ async def apply_range(
     through: int,
     *,
     recorded: tuple[int, int] | None = None,
+    lanes: Sequence[int] = (0, 1),
 ) -> None:
     """Fold the usage log's rows at positions (after, through] into ``tables``, in the database.
 
     ``recorded`` (the least and greatest ``recorded_at_us`` of those rows, when the caller knows them)
-    lets PostgreSQL skip the day partitions the rows cannot be in.
+    lets PostgreSQL skip the day partitions the rows cannot be in. ``lanes`` picks which of the fold's
+    two independent parts to run (``_key_usage_fold.fold_statements``): a rebuild runs them side by side.
     """
     params = {"after": after, "through": through, "recorded_from": None, "recorded_until": None}
     if recorded is not None:
         params["recorded_from"], params["recorded_until"] = recorded
-    for statement in fold_statements(conn.dialect.name, tables, bounded=recorded is not None):
-        await conn.execute(statement, params)
+    statements = fold_statements(conn.dialect.name, tables, bounded=recorded is not None)
+    for lane in lanes:
+        for statement in statements[lane]:
+            await conn.execute(statement, params)
+
+
+async def _counts_lane(conn: AsyncConnection, tables: KeyUsageTables, after: int, through: int) -> None:
+    await apply_range(conn, tables, after, through, lanes=(0,))
+
+
+async def _totals_lane(conn: AsyncConnection, tables: KeyUsageTables, after: int, through: int) -> None:
+    await apply_range(conn, tables, after, through, lanes=(1,))
 
 
 PROJECTION = Projection(
@@ -152,6 +164,7 @@ PROJECTION = Projection(
     define=define,
     apply=apply,
     apply_range=apply_range,
+    range_lanes=(_counts_lane, _totals_lane),
     description="per-key usage: counts per minute, hour and outcome, last use, first-seen IPs and origins",
     source=USAGE,
 )

@@ -7,19 +7,24 @@ whether the log was applied live in uneven batches, rebuilt in ranges, or rebuil
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import random
+import re
 from collections import Counter
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections import key_usage
+from projections._key_usage_fold import fold_statements
 from projections.key_usage import KeyUsageTables
 from reservekit.background import WakeUp
 from reservekit.clock import HOUR_US, MINUTE_US
-from reservekit.db import read_transaction
+from reservekit.db import create_engine, read_transaction
 from reservekit.projecting import rebuild
 from reservekit.projecting.rebuild import rebuild_into
 from reservekit.projecting.runner import ProjectionRunner, catch_up
@@ -29,6 +34,7 @@ from reservekit.usage.records import UsageRecord
 
 PROJECTION: AnyProjection = key_usage.PROJECTION  # type: ignore[assignment]
 T0 = 1_780_000_000_000_000  # 2026-05-28, a minute boundary plus nothing in particular
+INSERT_INTO = re.compile(r"INSERT INTO (\w+)")
 KEYS = {"key_a": "acct_1", "key_b": "acct_1", "key_c": "acct_2", "key_d": None}
 
 
@@ -37,7 +43,12 @@ def random_log(rng: random.Random, n: int) -> list[UsageRecord]:
     rows = []
     for i in range(n):
         key_id = rng.choice([*KEYS, None])
-        at = T0 + rng.randrange(6) * HOUR_US + rng.choice([0, 1, 2, 59]) * MINUTE_US + rng.choice([0, 5, 999_999])
+        at = (
+            T0
+            + rng.randrange(6) * HOUR_US
+            + rng.choice([0, 1, 2, 59]) * MINUTE_US
+            + rng.choice([0, 5, 999_999])
+        )
         rows.append(
             UsageRecord(
                 occurred_at_us=at,
@@ -89,9 +100,7 @@ def model(log: list[UsageRecord]) -> dict[str, set[tuple[Any, ...]]]:
         "hours": {(*k, n) for k, n in hours.items()},
         "minute_totals": {(*k, n) for k, n in totals.items()},
         "hour_peaks": {(*k, n) for k, n in peaks.items()},
-        "activity": {
-            (k, r.account_id, r.occurred_at_us, r.client_ip, r.origin) for k, r in last.items()
-        },
+        "activity": {(k, r.account_id, r.occurred_at_us, r.client_ip, r.origin) for k, r in last.items()},
         "first_seen": {(*k, at) for k, at in first.items()},
     }
 
@@ -126,3 +135,43 @@ async def test_live_batches_and_rebuild_ranges_equal_the_model(
     middle = log[len(log) // 2].position
     await rebuild_into(engine, PROJECTION, suffix="__half", until=middle)
     assert await stored(engine, PROJECTION.tables("__half")) == model(log[: len(log) // 2 + 1])
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_the_two_lanes_write_disjoint_tables_and_together_all_of_them(dialect: str) -> None:
+    tables = PROJECTION.tables("__lanes")
+    lanes = fold_statements(dialect, tables, bounded=False)  # type: ignore[arg-type]
+    compiler = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}[dialect]
+    written = [
+        {name for statement in lane for name in INSERT_INTO.findall(str(statement.compile(dialect=compiler)))}
+        for lane in lanes
+    ]
+    assert written[0].isdisjoint(written[1])
+    assert written[0] | written[1] == {table.name for table in tables}
+
+
+async def test_a_failing_lane_stops_the_rebuild_and_the_other_lane(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(postgres_url)
+    try:
+        await append_usage(engine, random_log(random.Random(7), 200), recorded_at_us=T0)
+        monkeypatch.setattr(rebuild, "RANGE_SIZE", 10)
+        counted: list[int] = []
+
+        async def counts(conn: AsyncConnection, tables: Any, after: int, through: int) -> None:
+            counted.append(through)
+            await asyncio.sleep(0.01)  # slower than the failing lane: still running when it fails
+
+        async def fails(conn: AsyncConnection, tables: Any, after: int, through: int) -> None:
+            if through >= 30:
+                raise RuntimeError("lane failed")
+
+        failing = dataclasses.replace(PROJECTION, range_lanes=(counts, fails))
+        with pytest.raises(RuntimeError, match="lane failed"):
+            await rebuild_into(engine, failing, suffix="__failing")
+        stopped_at = len(counted)
+        await asyncio.sleep(0.1)
+        assert len(counted) == stopped_at < 20  # cancelled, not left running to the end of the log
+    finally:
+        await engine.dispose()

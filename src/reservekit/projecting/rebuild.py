@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing, suppress
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from reservekit.clock import Clock, SystemClock, to_micros
 from reservekit.db import is_sqlite, read_transaction, write_transaction
 from reservekit.events.tables import projection_checkpoints
-from reservekit.projecting.spec import AnyProjection
+from reservekit.projecting.spec import AnyProjection, RangeFold
 
 Progress = Callable[[int, int], None]
 
@@ -56,8 +56,10 @@ async def rebuild_into(
         await conn.run_sync(lambda sync: metadata.create_all(sync))
         target = await projection.source.head(conn) if until is None else until
     if projection.apply_range is not None:
+        # SQLite has one writer at a time: lanes side by side would only queue for its lock.
+        lanes = projection.range_lanes if projection.range_lanes and not is_sqlite(engine) else ()
         applied = await _fold_ranges(
-            engine, projection, projection.apply_range, tables, until=target, progress=progress
+            engine, projection, lanes or (projection.apply_range,), tables, until=target, progress=progress
         )
     else:
         applied = 0
@@ -81,23 +83,38 @@ enough that a statement's fixed cost vanishes, small enough that the progress ba
 async def _fold_ranges(
     engine: AsyncEngine,
     projection: AnyProjection,
-    fold: Callable[[AsyncConnection, Any, int, int], Awaitable[None]],
+    lanes: Sequence[RangeFold[Any]],
     tables: tuple[Table, ...],
     *,
     until: int,
     progress: Progress | None,
 ) -> int:
-    """Hand the database the log up to ``until`` in ranges; returns how many positions they covered."""
+    """Hand the database the log up to ``until`` in ranges, each lane on its own connection, side by side;
+    returns how many positions they covered. The progress bar follows the slowest lane."""
     async with read_transaction(engine) as conn:
         first = await projection.source.read_after(conn, 0, limit=1, until=until)
     # Retention may have removed the oldest rows: start at the first one kept, not at position 1.
     start = first[0].position - 1 if first else until
-    for after in range(start, until, RANGE_SIZE):
-        through = min(after + RANGE_SIZE, until)
-        async with write_transaction(engine) as conn:
-            await fold(conn, tables, after, through)
-        if progress:
-            progress(through, until)
+    reached = [start] * len(lanes)
+
+    async def run(lane: int, fold: RangeFold[Any]) -> None:
+        for after in range(start, until, RANGE_SIZE):
+            through = min(after + RANGE_SIZE, until)
+            async with write_transaction(engine) as conn:
+                await fold(conn, tables, after, through)
+            reached[lane] = through
+            if progress and through == min(reached):
+                progress(through, until)
+
+    tasks = [asyncio.ensure_future(run(lane, fold)) for lane, fold in enumerate(lanes)]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # One lane failed (or the rebuild was cancelled): stop the others before the error goes up.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     return until - start
 
 

@@ -20,6 +20,7 @@ from reservekit.projecting.sources import EVENTS, LogSource
 
 TablesT = TypeVar("TablesT", bound=tuple[Table, ...])
 ItemT = TypeVar("ItemT")
+RangeFold = Callable[[AsyncConnection, TablesT, int, int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Projection(Generic[TablesT, ItemT]):
     ``apply_range``, when given, folds the log's items at positions (after, through] inside the
     database (SQL over the log's own table) and does what ``apply`` does for those items: a rebuild
     then reads nothing into this process, it hands the database one range after another.
+    ``range_lanes`` split ``apply_range`` into parts that write disjoint tables: a rebuild on
+    PostgreSQL runs them side by side, each on its own connection, so the database uses more than one
+    core (a single INSERT … SELECT never runs in parallel).
     """
 
     name: str
@@ -41,7 +45,8 @@ class Projection(Generic[TablesT, ItemT]):
     description: str = ""
     source: LogSource[Any] = EVENTS
     folds: tuple[type[msgspec.Struct], ...] | None = None
-    apply_range: Callable[[AsyncConnection, TablesT, int, int], Awaitable[None]] | None = None
+    apply_range: RangeFold[TablesT] | None = None
+    range_lanes: tuple[RangeFold[TablesT], ...] = ()
 
     def tables(self, suffix: str = "") -> TablesT:
         return self.define(MetaData(), suffix)
