@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,6 +17,7 @@ from projections import usage_flags
 from reservekit.clock import to_micros
 from reservekit.db import read_transaction, write_transaction
 from reservekit.detectors import DetectorThresholds
+from reservekit.projecting import rebuild
 from reservekit.projecting.rebuild import verify_projection
 from reservekit.projecting.runner import catch_up, ensure_projection
 from reservekit.projecting.spec import AnyProjection
@@ -205,4 +207,24 @@ async def test_changing_a_threshold_changes_the_version_and_replays_the_log(engi
     await catch_up(engine, projection)
     [burst] = (await all_flags(engine))["failed_auth_burst"]
     assert burst["hits"] == 2
+    assert (await verify_projection(engine, projection)).differences == ()
+
+
+@pytest.mark.parametrize(
+    ("flush_rows", "max_entries"),
+    [(100_000, 500_000), (7, 500_000), (50, 25)],
+    ids=["held-to-the-end", "written-every-7-rows", "forgotten-past-25-entries"],
+)
+async def test_a_rebuild_holding_the_state_in_memory_writes_what_the_live_batches_did(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, flush_rows: int, max_entries: int
+) -> None:
+    projection = await setup(engine)
+    rows = in_time_order(normal_workload() + suspicious_workload())
+    rows += [usage(41 * DAY + i * SECOND, "key_rev", "revoked") for i in range(3)]  # a second episode
+    await append_usage(engine, rows, recorded_at_us=T0)
+    await catch_up(engine, projection, batch_size=37)
+    assert sum(map(len, (await all_flags(engine)).values())) == 11  # each rule, and key_rev woke up again
+    monkeypatch.setattr(usage_flags.Replay, "FLUSH_ROWS", flush_rows)
+    monkeypatch.setattr(usage_flags.Replay, "MAX_ENTRIES", max_entries)
+    monkeypatch.setattr(rebuild, "DEFAULT_BATCH_SIZE", 13)
     assert (await verify_projection(engine, projection)).differences == ()

@@ -129,3 +129,15 @@ class DetectorState:
     def save_flag(self, flag: OpenFlag) -> None:
         self.heads[(flag.rule, flag.subject)] = flag
         self.dirty_flags[flag.flag_id] = flag
+
+    def mark_saved(self) -> None:
+        """Everything changed so far is stored: what changes next is dirty again."""
+        self.dirty_keys.clear()
+        self.new_ips.clear()
+        self.dirty_windows.clear()
+        self.dirty_flags.clear()
+
+    @property
+    def entries(self) -> int:
+        """How much it holds (keys, known IPs, windows, open flags): what a replay bounds."""
+        return len(self.keys) + len(self.known_ips) + len(self.windows) + len(self.heads)

@@ -23,6 +23,7 @@ from reservekit.events.tables import projection_checkpoints
 from reservekit.projecting.spec import AnyProjection, RangeFold
 
 Progress = Callable[[int, int], None]
+DEFAULT_BATCH_SIZE = 10_000
 
 
 class RebuildResult(msgspec.Struct, frozen=True):
@@ -45,10 +46,11 @@ async def rebuild_into(
     *,
     suffix: str,
     until: int | None = None,
-    batch_size: int = 10_000,
+    batch_size: int | None = None,
     progress: Progress | None = None,
 ) -> RebuildResult:
-    """Replay the log into ``<table><suffix>`` tables (dropped first if they exist)."""
+    """Replay the log into ``<table><suffix>`` tables (dropped first if they exist), in batches of
+    ``batch_size`` items (``DEFAULT_BATCH_SIZE``)."""
     tables = projection.tables(suffix)
     metadata = tables[0].metadata
     async with write_transaction(engine) as conn:
@@ -63,13 +65,19 @@ async def rebuild_into(
         )
     else:
         applied = 0
-        async with aclosing(_batches(engine, projection, until=target, batch_size=batch_size)) as batches:
+        replay = projection.replay() if projection.replay is not None else None
+        apply = replay.apply if replay is not None else projection.apply
+        size = batch_size or DEFAULT_BATCH_SIZE
+        async with aclosing(_batches(engine, projection, until=target, batch_size=size)) as batches:
             async for batch in batches:
                 async with write_transaction(engine) as conn:
-                    await projection.apply(conn, tables, batch)
+                    await apply(conn, tables, batch)
                 applied += len(batch)
                 if progress:
                     progress(batch[-1].position, target)
+        if replay is not None:
+            async with write_transaction(engine) as conn:
+                await replay.finish(conn, tables)
     if progress:
         progress(target, target)  # a projection reading a few event types may finish short of the head
     return RebuildResult(projection.name, target, applied, tuple(str(t.name) for t in tables))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 from sqlalchemy import MetaData, Table
@@ -21,6 +21,15 @@ from reservekit.projecting.sources import EVENTS, LogSource
 TablesT = TypeVar("TablesT", bound=tuple[Table, ...])
 ItemT = TypeVar("ItemT")
 RangeFold = Callable[[AsyncConnection, TablesT, int, int], Awaitable[None]]
+
+
+class Replay(Protocol):
+    """One rebuild's fold: it may keep in memory what it has written and read nothing back, since
+    nothing but this rebuild writes its fresh tables. ``finish`` writes what it still holds."""
+
+    async def apply(self, conn: AsyncConnection, tables: Any, batch: Sequence[Any]) -> None: ...
+
+    async def finish(self, conn: AsyncConnection, tables: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,9 @@ class Projection(Generic[TablesT, ItemT]):
     ``range_lanes`` split ``apply_range`` into parts that write disjoint tables: a rebuild on
     PostgreSQL runs them side by side, each on its own connection, so the database uses more than one
     core (a single INSERT … SELECT never runs in parallel).
+
+    ``replay``, when given, makes the fold a rebuild uses instead of ``apply`` (``Replay``): a projection
+    whose ``apply`` reads its own state back for every batch keeps it in memory through a rebuild.
     """
 
     name: str
@@ -47,6 +59,7 @@ class Projection(Generic[TablesT, ItemT]):
     folds: tuple[type[msgspec.Struct], ...] | None = None
     apply_range: RangeFold[TablesT] | None = None
     range_lanes: tuple[RangeFold[TablesT], ...] = ()
+    replay: Callable[[], Replay] | None = None
 
     def tables(self, suffix: str = "") -> TablesT:
         return self.define(MetaData(), suffix)
