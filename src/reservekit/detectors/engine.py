@@ -37,20 +37,26 @@ class Detectors:
     def observe(self, state: DetectorState, record: UsageRecord) -> list[Hit]:
         """Every rule's hit for one row (the key's history is updated as a side effect)."""
         limits = self.limits
-        found: list[Hit | None] = []
-        if record.key_id is not None:
-            track = state.track(record.key_id, record.account_id, record.occurred_at_us)
-            found.append(dormant_key_woke(track, limits, record))
-            found.append(new_ip_first_use(state, track, limits, record))
-            found.append(rate_spike(track, limits, record))
-            track.uses += 1
-            track.last_seen_us = max(track.last_seen_us, record.occurred_at_us)
-            found.append(revoked_key_used(record))
-            found.append(expired_key_used(record))
-            found.append(origin_mismatch_repeated(state, limits, record))
-            found.append(scope_probing(state, limits, record))
-            found.append(key_many_ips(state, limits, record))
-        found.append(failed_auth_burst(state, limits, record))
+        if record.key_id is None:
+            hit = failed_auth_burst(state, limits, record)
+            return [] if hit is None else [hit]
+        track = state.track(record.key_id, record.account_id, record.occurred_at_us)
+        found: tuple[Hit | None, ...] = (
+            dormant_key_woke(track, limits, record),
+            new_ip_first_use(state, track, limits, record),
+            rate_spike(track, limits, record),
+        )
+        track.uses += 1
+        if record.occurred_at_us > track.last_seen_us:
+            track.last_seen_us = record.occurred_at_us
+        found += (
+            revoked_key_used(record),
+            expired_key_used(record),
+            origin_mismatch_repeated(state, limits, record),
+            scope_probing(state, limits, record),
+            key_many_ips(state, limits, record),
+            failed_auth_burst(state, limits, record),
+        )
         return [hit for hit in found if hit is not None]
 
     def run(self, state: DetectorState, records: Iterable[UsageRecord]) -> list[Hit]:

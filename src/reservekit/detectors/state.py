@@ -47,7 +47,8 @@ class Window(msgspec.Struct, kw_only=True):
         values = self.values
         if value is not None:
             values[value] = max(at_us, values.get(value, at_us))
-        if len(values) > cap or any(t <= horizon for t in values.values()):
+        # min() rather than any(…): it scans in C, and the usual answer (nothing expired) scans them all.
+        if len(values) > cap or (values and min(values.values()) <= horizon):
             live = sorted(((t, v) for v, t in values.items() if t > horizon), reverse=True)[:cap]
             self.values = {v: t for t, v in live}
 
@@ -124,7 +125,10 @@ class DetectorState:
     def window(self, rule: str, subject: str) -> Window:
         key = (rule, subject)
         self.dirty_windows.add(key)
-        return self.windows.setdefault(key, Window())
+        window = self.windows.get(key)
+        if window is None:  # not setdefault: that would build a Window for every row
+            window = self.windows[key] = Window()
+        return window
 
     def save_flag(self, flag: OpenFlag) -> None:
         self.heads[(flag.rule, flag.subject)] = flag
