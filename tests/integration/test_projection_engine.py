@@ -15,8 +15,10 @@ from reservekit.db import create_engine, write_transaction
 from reservekit.domain.events import AccountOpened, Metadata, RecordedEvent
 from reservekit.events.store import NOTIFY_CHANNEL, SqlEventStore, StreamWrite
 from reservekit.events.tables import projection_checkpoints
+from reservekit.projecting import runner as runner_module
 from reservekit.projecting.rebuild import rebuild_into, replace_live, verify_projection
 from reservekit.projecting.runner import ProjectionRunner, apply_next_batch, catch_up, projection_status
+from reservekit.projecting.sources import USAGE
 from reservekit.projecting.spec import AnyProjection, Projection
 
 META = Metadata(source="test")
@@ -287,3 +289,28 @@ async def test_read_your_writes_moves_each_projection_from_its_own_checkpoint_in
     assert again == stamped
     assert await counts(engine) == {"free": 2, "pro": 1}  # nothing applied twice
     assert told == ["applied"]  # and nothing announced twice
+
+
+async def test_a_pass_locks_only_the_checkpoints_of_projections_behind_their_log(
+    store: SqlEventStore, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    usage_counts: AnyProjection = Projection(  # follows the usage log, which stays empty here
+        name="test_usage_counts", version=1, define=define, apply=apply, source=USAGE
+    )
+    runner = ProjectionRunner(engine, [COUNTS, usage_counts], WakeUp())
+    await runner.setup()
+    locked: list[str] = []
+    real = runner_module.apply_next_batch
+
+    async def counting(engine: AsyncEngine, projection: AnyProjection, **kwargs: object) -> int:
+        locked.append(projection.name)
+        return await real(engine, projection, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner_module, "apply_next_batch", counting)
+    assert await runner.run_all_once() == 0
+    assert locked == []  # both at their heads: one read, no checkpoint lock
+    await open_accounts(store, ["free"])
+    assert await runner.run_all_once() == 1
+    assert locked == ["test_counts"]
+    assert await runner.run_all_once() == 0
+    assert locked == ["test_counts"]
