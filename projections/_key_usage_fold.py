@@ -13,8 +13,8 @@ Statements are built once per set of tables (building one costs more than runnin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -74,13 +74,13 @@ def _text(value: str) -> ColumnElement[str]:
 Lane = tuple[Executable, ...]
 
 
-@lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=16)
 def fold_statements(dialect: str, tables: KeyUsageTables, *, bounded: bool) -> tuple[Lane, Lane]:
     """The statements in two lanes that write disjoint tables: the counts, last use and first seen; the
     minute totals and hour peaks. Within a lane, in the order they must run (the hour peaks read the
     minute totals just written); the lanes may run in either order, or side by side."""
     where = _range(bounded=bounded)
-    upsert = _upsert(dialect)
+    upsert = functools.partial(_upsert, dialect)
     minutes, activity, first_seen, hours, minute_totals, hour_peaks = tables
 
     def counts(table: Any, width_us: int, bucket: str) -> Insert:
@@ -205,24 +205,20 @@ def fold_statements(dialect: str, tables: KeyUsageTables, *, bounded: bool) -> t
     )
 
 
-Upsert = Callable[..., Insert]
-
-
-def _upsert(dialect: str) -> Upsert:
-    def build(
-        table: Any,
-        query: Select[Any],
-        conflict: tuple[str, ...],
-        set_: Callable[[Any], dict[str, Any]],
-        *,
-        where: Callable[[Any], ColumnElement[bool]] | None = None,
-    ) -> Insert:
-        statement = dialect_insert_for(dialect, table).from_select(list(query.selected_columns.keys()), query)
-        excluded = statement.excluded
-        return statement.on_conflict_do_update(
-            index_elements=list(conflict),
-            set_=set_(excluded),
-            where=where(excluded) if where is not None else None,
-        )
-
-    return build
+def _upsert(
+    dialect: str,
+    table: Any,
+    query: Select[Any],
+    conflict: tuple[str, ...],
+    set_: Callable[[Any], dict[str, Any]],
+    *,
+    where: Callable[[Any], ColumnElement[bool]] | None = None,
+) -> Insert:
+    """``INSERT INTO table (query's columns) query ON CONFLICT (conflict) DO UPDATE SET set_(excluded)``."""
+    statement = dialect_insert_for(dialect, table).from_select(list(query.selected_columns.keys()), query)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=list(conflict),
+        set_=set_(excluded),
+        where=where(excluded) if where is not None else None,
+    )
