@@ -33,7 +33,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from projections._upsert import dialect_insert_for
+from projections._upsert import upsert_statement
 from reservekit.clock import HOUR_US, MINUTE_US
 from reservekit.usage.records import usage_log
 
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from projections.key_usage import KeyUsageTables
 
 _log = usage_log.c
+KEY_SCOPE, ACCOUNT_SCOPE = "key:", "account:"
+"""Prefixes of the minute totals' and hour peaks' ``scope``: ``key:<key id>``, ``account:<account id>``."""
 
 
 def _range(*, bounded: bool) -> ColumnElement[bool]:
@@ -80,7 +82,17 @@ def fold_statements(dialect: str, tables: KeyUsageTables, *, bounded: bool) -> t
     minute totals and hour peaks. Within a lane, in the order they must run (the hour peaks read the
     minute totals just written); the lanes may run in either order, or side by side."""
     where = _range(bounded=bounded)
-    upsert = functools.partial(_upsert, dialect)
+
+    def upsert(
+        table: Any,
+        rows: Select[Any],
+        conflict: tuple[str, ...],
+        set_: Callable[[Any], dict[str, Any]],
+        *,
+        where: Callable[[Any], ColumnElement[bool]] | None = None,
+    ) -> Insert:
+        return upsert_statement(dialect, table, rows, conflict=conflict, set_=set_, where=where)
+
     minutes, activity, first_seen, hours, minute_totals, hour_peaks = tables
 
     def counts(table: Any, width_us: int, bucket: str) -> Insert:
@@ -103,11 +115,11 @@ def fold_statements(dialect: str, tables: KeyUsageTables, *, bounded: bool) -> t
 
     scope_minutes = union_all(
         select(
-            (_text("key:") + _log.key_id).label("scope"),
+            (_text(KEY_SCOPE) + _log.key_id).label("scope"),
             _floor(_log.occurred_at_us, MINUTE_US).label("minute_us"),
         ).where(where),
         select(
-            (_text("account:") + _log.account_id).label("scope"),
+            (_text(ACCOUNT_SCOPE) + _log.account_id).label("scope"),
             _floor(_log.occurred_at_us, MINUTE_US).label("minute_us"),
         ).where(where, _log.account_id.is_not(None)),
     ).subquery("scope_minutes")
@@ -202,23 +214,4 @@ def fold_statements(dialect: str, tables: KeyUsageTables, *, bounded: bool) -> t
     return (
         (counts(minutes, MINUTE_US, "minute_us"), counts(hours, HOUR_US, "hour_us"), last, first),
         (*fold_totals, peaks),
-    )
-
-
-def _upsert(
-    dialect: str,
-    table: Any,
-    query: Select[Any],
-    conflict: tuple[str, ...],
-    set_: Callable[[Any], dict[str, Any]],
-    *,
-    where: Callable[[Any], ColumnElement[bool]] | None = None,
-) -> Insert:
-    """``INSERT INTO table (query's columns) query ON CONFLICT (conflict) DO UPDATE SET set_(excluded)``."""
-    statement = dialect_insert_for(dialect, table).from_select(list(query.selected_columns.keys()), query)
-    excluded = statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=list(conflict),
-        set_=set_(excluded),
-        where=where(excluded) if where is not None else None,
     )

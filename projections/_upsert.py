@@ -53,15 +53,8 @@ async def upsert_many(
     key = _cache_key(conn, table, columns, conflict, set_, where, tuple(returning))
     upsert = _STATEMENTS.get(key) if key is not None else None
     if upsert is None:
-        statement = dialect_insert(conn, table)
-        if postgres:
-            statement = statement.from_select(columns, _unnest(table, columns))
-        excluded = statement.excluded
-        upsert = statement.on_conflict_do_update(
-            index_elements=list(conflict),
-            set_=dict(set_(excluded)),
-            where=where(excluded) if where is not None else None,
-        )
+        source = _unnest(table, columns) if postgres else None
+        upsert = upsert_statement(conn.dialect.name, table, source, conflict=conflict, set_=set_, where=where)
         if returning:
             upsert = upsert.returning(*(table.c[name] for name in returning))
         if key is not None:
@@ -72,6 +65,28 @@ async def upsert_many(
         params = list(rows)
     result = await conn.execute(upsert, params)
     return [tuple(row) for row in result] if returning else []
+
+
+def upsert_statement(
+    dialect: str,
+    table: Table,
+    source: Select[Any] | None,
+    *,
+    conflict: Sequence[str],
+    set_: Callable[[Excluded], Mapping[str, Any]],
+    where: Callable[[Excluded], ColumnElement[bool]] | None = None,
+) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT … ON CONFLICT (conflict) DO UPDATE SET set_(excluded) [WHERE where(excluded)]``, of the
+    rows ``source`` selects (its column names are the table's), or of parameters when it is None."""
+    statement = dialect_insert_for(dialect, table)
+    if source is not None:
+        statement = statement.from_select(list(source.selected_columns.keys()), source)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=list(conflict),
+        set_=dict(set_(excluded)),
+        where=where(excluded) if where is not None else None,
+    )
 
 
 async def insert_many(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from projections._key_usage_fold import fold_statements
+from projections._key_usage_fold import ACCOUNT_SCOPE, KEY_SCOPE, fold_statements
 from reservekit.clock import HOUR_US, MINUTE_US, from_micros
 from reservekit.projecting.sources import USAGE
 from reservekit.projecting.spec import Projection
@@ -57,11 +57,11 @@ class KeyUsageTables(NamedTuple):
 
 
 def key_scope(key_id: str) -> str:
-    return f"key:{key_id}"
+    return KEY_SCOPE + key_id
 
 
 def account_scope(account_id: str) -> str:
-    return f"account:{account_id}"
+    return ACCOUNT_SCOPE + account_id
 
 
 def define(metadata: MetaData, suffix: str) -> KeyUsageTables:

@@ -247,10 +247,11 @@ class Replay:
             return
         self._detectors.run(state, batch)
         self._unsaved += len(batch)
-        if self._unsaved >= self.FLUSH_ROWS or state.entries > self.MAX_ENTRIES:
+        if state.entries > self.MAX_ENTRIES:
             await self.finish(conn, tables)
-            if state.entries > self.MAX_ENTRIES:
-                self._state = None
+            self._state = None
+        elif self._unsaved >= self.FLUSH_ROWS:
+            await self.finish(conn, tables)
 
     async def finish(self, conn: AsyncConnection, tables: FlagTables) -> None:
         if self._state is not None:
