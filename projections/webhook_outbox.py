@@ -59,6 +59,9 @@ def message_columns() -> list[Column[object]]:
     ]
 
 
+_MESSAGE_COLUMNS = tuple(column.name for column in message_columns())  # the order apply builds rows in
+
+
 def define(metadata: MetaData, suffix: str) -> OutboxTables:
     endpoints = f"proj_webhook_endpoints{suffix}"
     messages = f"proj_webhook_messages{suffix}"
@@ -92,14 +95,15 @@ def encode_types(event_types: Sequence[str]) -> str:
 
 async def apply(conn: AsyncConnection, tables: OutboxTables, batch: Sequence[RecordedEvent]) -> None:
     endpoints, messages = tables
-    rows: list[dict[str, object]] = []
+    rows: list[tuple[object, ...]] = []
     for recorded in batch:
         event = recorded.data
         if isinstance(event, _ENDPOINT_EVENTS):  # rare: the instant is converted only for these
             await _apply_to_endpoint(conn, endpoints, recorded, event)
-        for message in messages_for(recorded):
-            rows.append({**msgspec.structs.asdict(message), "position": recorded.position})
-    await insert_many(conn, messages, rows)
+        position = recorded.position
+        for m in messages_for(recorded):
+            rows.append((m.message_id, position, m.account_id, m.event_type, m.severity, m.payload))
+    await insert_many(conn, messages, _MESSAGE_COLUMNS, rows)
 
 
 async def _apply_to_endpoint(
