@@ -13,7 +13,7 @@ import msgspec
 from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from projections._upsert import upsert_many
+from projections._upsert import insert_many, upsert_many
 from reservekit.clock import from_micros, to_micros
 from reservekit.domain.events import (
     KeyCreated,
@@ -173,11 +173,44 @@ def fold(rows: dict[str, dict[str, Any]], recorded: RecordedEvent) -> bool:
     return True
 
 
+class Replay:
+    """api_keys through one rebuild: every key's row stays in memory until the end, then goes in by COPY.
+
+    ``apply`` reads back the keys a batch touches that earlier batches created, and upserts every
+    touched key again in each batch. A rebuild's table holds only what this replay wrote, so it reads
+    nothing, and writes each key once (plain inserts into the fresh table). Past ``MAX_KEYS`` held
+    keys it writes them, forgets them, and goes on as ``apply`` does, so memory stays bounded.
+    """
+
+    MAX_KEYS = 200_000
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, Any]] | None = {}
+
+    async def apply(self, conn: AsyncConnection, tables: KeyTables, batch: Sequence[RecordedEvent]) -> None:
+        rows = self._rows
+        if rows is None:
+            await apply(conn, tables, batch)
+            return
+        for recorded in batch:
+            fold(rows, recorded)
+        if len(rows) > self.MAX_KEYS:
+            await self.finish(conn, tables)
+            self._rows = None
+
+    async def finish(self, conn: AsyncConnection, tables: KeyTables) -> None:
+        if self._rows:
+            held = [tuple(row[name] for name in _COLUMNS) for row in self._rows.values()]
+            await insert_many(conn, tables.keys, _COLUMNS, held)
+            self._rows = {}
+
+
 PROJECTION = Projection(
     name="api_keys",
     version=1,
     define=define,
     apply=apply,
+    replay=Replay,
     description="key lifecycle state",
     folds=(KeyCreated, KeyRevoked, LeakReported, KeyRotated, KeyUpdated),
 )

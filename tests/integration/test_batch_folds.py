@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import projections as registry
-from reservekit.db import read_transaction
+from projections import api_keys
+from reservekit.clock import SystemClock
+from reservekit.db import read_transaction, write_transaction
 from reservekit.domain.events import (
     AccountOpened,
     AccountPlanChanged,
@@ -25,7 +27,15 @@ from reservekit.domain.events import (
     Metadata,
 )
 from reservekit.events.store import SqlEventStore, StreamWrite
-from reservekit.projecting.rebuild import diff_snapshots, drop_tables, rebuild_into, snapshot
+from reservekit.projecting import rebuild
+from reservekit.projecting.rebuild import (
+    diff_snapshots,
+    drop_tables,
+    rebuild_into,
+    snapshot,
+    verify_projection,
+)
+from reservekit.projecting.runner import catch_up, ensure_projection
 from reservekit.settings import Settings
 
 META = Metadata(source="test")
@@ -97,6 +107,27 @@ async def test_one_event_batches_and_one_whole_batch_build_the_same_rows(
     assert any(one.values())
     await drop_tables(engine, projection.tables("__one"))
     await drop_tables(engine, projection.tables("__all"))
+
+
+@pytest.mark.parametrize("max_keys", [200_000, 2], ids=["held-to-the-end", "forgotten-past-2-keys"])
+async def test_a_rebuild_holding_the_keys_in_memory_writes_what_the_live_batches_did(
+    store: SqlEventStore, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, max_keys: int
+) -> None:
+    """A rebuild of api_keys folds with ``Replay`` (nothing read back, one COPY at the end); the live
+    runner with ``apply``, reading back and upserting per batch. Both must give the same rows, also
+    when the replay outgrows its bound half way and goes on as ``apply``."""
+    await write_lives(store)
+    projection = registry.by_name(registry.build_all(Settings()), "api_keys")
+    async with write_transaction(engine) as conn:
+        await ensure_projection(conn, projection, SystemClock())
+    await catch_up(engine, projection, batch_size=1)
+    monkeypatch.setattr(api_keys.Replay, "MAX_KEYS", max_keys)
+    monkeypatch.setattr(rebuild, "DEFAULT_BATCH_SIZE", 2)
+    result = await verify_projection(engine, projection)
+    assert result.differences == ()
+    async with read_transaction(engine) as conn:
+        live = await snapshot(conn, projection.live)
+    assert len(live["proj_api_keys"]) == 4  # key_1 to key_4; key_x never existed
 
 
 async def test_the_fold_keeps_the_first_revocation_and_the_earlier_expiry(
