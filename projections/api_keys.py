@@ -6,6 +6,7 @@ clock at read time, so a key expires on time without an event.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -113,8 +114,9 @@ async def apply(conn: AsyncConnection, tables: KeyTables, batch: Sequence[Record
 
 
 def _key_of(event: object) -> str | None:
-    if isinstance(event, KeyCreated | KeyRevoked | LeakReported | KeyRotated | KeyUpdated):
-        key_id: str = event.key_id
+    # The classes are final in practice (frozen msgspec structs): a set lookup, not an isinstance chain.
+    if type(event) in _KEY_EVENTS:
+        key_id: str = event.key_id  # type: ignore[attr-defined]
         return key_id
     return None
 
@@ -200,9 +202,14 @@ class Replay:
 
     async def finish(self, conn: AsyncConnection, tables: KeyTables) -> None:
         if self._rows:
-            held = [tuple(row[name] for name in _COLUMNS) for row in self._rows.values()]
+            held = list(map(_IN_COLUMN_ORDER, self._rows.values()))
             await insert_many(conn, tables.keys, _COLUMNS, held)
             self._rows = {}
+
+
+_FOLDS = (KeyCreated, KeyRevoked, LeakReported, KeyRotated, KeyUpdated)
+_KEY_EVENTS = frozenset(_FOLDS)
+_IN_COLUMN_ORDER = operator.itemgetter(*_COLUMNS)
 
 
 PROJECTION = Projection(
@@ -212,7 +219,7 @@ PROJECTION = Projection(
     apply=apply,
     replay=Replay,
     description="key lifecycle state",
-    folds=(KeyCreated, KeyRevoked, LeakReported, KeyRotated, KeyUpdated),
+    folds=_FOLDS,
 )
 
 
