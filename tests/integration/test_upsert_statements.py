@@ -45,7 +45,7 @@ async def test_a_plain_function_s_statement_is_built_once_and_reused(
 ) -> None:
     _upsert._STATEMENTS.clear()
     async with engine.begin() as conn:
-        await insert_many(conn, table, [{"name": "a", "score": 1, "note": None}])
+        await insert_many(conn, table, ("name", "score", "note"), [("a", 1, None)])
         await upsert_many(conn, table, [{"name": "a", "score": 5}], conflict=("name",), set_=replace_score)
         built = dict(_upsert._STATEMENTS)
         await upsert_many(
@@ -65,7 +65,7 @@ async def test_a_closure_is_built_every_time_so_it_never_applies_an_old_captured
     cached with an earlier value: the second upsert adds 10, not the first one's 1."""
     _upsert._STATEMENTS.clear()
     async with engine.begin() as conn:
-        await insert_many(conn, table, [{"name": "a", "score": 0, "note": None}])
+        await insert_many(conn, table, ("name", "score", "note"), [("a", 0, None)])
         for step in (1, 10):
             await upsert_many(
                 conn,
@@ -104,7 +104,7 @@ async def test_returning_answers_each_row_as_stored_after_the_upsert(
     engine: AsyncEngine, table: Table
 ) -> None:
     async with engine.begin() as conn:
-        await insert_many(conn, table, [{"name": "a", "score": 5, "note": None}])
+        await insert_many(conn, table, ("name", "score", "note"), [("a", 5, None)])
         touched = await upsert_many(
             conn, table, [{"name": "a", "score": 2}, {"name": "b", "score": 3}], conflict=("name",),
             set_=add_score, returning=("name", "score"),
