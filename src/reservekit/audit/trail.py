@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reservekit.clock import to_micros
@@ -13,7 +14,7 @@ from reservekit.db import read_transaction
 from reservekit.domain.events import RecordedEvent
 from reservekit.events.store import row_to_event
 from reservekit.events.tables import events
-from reservekit.usage.records import UsageRecord, usage_log
+from reservekit.usage.records import UsageRecord, id_matches, usage_log
 
 
 class EventFilter(msgspec.Struct, kw_only=True):
@@ -77,12 +78,13 @@ async def read_events(engine: AsyncEngine, f: EventFilter) -> list[RecordedEvent
         return [row_to_event(row) for row in result]
 
 
-async def read_usage(engine: AsyncEngine, f: UsageFilter) -> list[UsageRecord]:
+def usage_query(f: UsageFilter, dialect: str) -> Select[Any]:
+    """The statement ``read_usage`` runs (its plan is tested: tests/integration/test_usage_indexes.py)."""
     query = select(*usage_log.columns).where(usage_log.c.position > f.after)
     if f.account_id is not None:
-        query = query.where(usage_log.c.account_id == f.account_id)
+        query = query.where(id_matches(usage_log.c.account_id, f.account_id, dialect))
     if f.key_id:
-        query = query.where(usage_log.c.key_id == f.key_id)
+        query = query.where(id_matches(usage_log.c.key_id, f.key_id, dialect))
     if f.outcome:
         query = query.where(usage_log.c.outcome == f.outcome)
     if f.client_ip:
@@ -91,9 +93,14 @@ async def read_usage(engine: AsyncEngine, f: UsageFilter) -> list[UsageRecord]:
         query = query.where(usage_log.c.occurred_at_us >= to_micros(f.since))
     if f.until:
         query = query.where(usage_log.c.occurred_at_us < to_micros(f.until))
+    if f.before is not None:
+        query = query.where(usage_log.c.position < f.before)
+    order = usage_log.c.position.desc() if f.newest_first else usage_log.c.position
+    return query.order_by(order).limit(f.limit)
+
+
+async def read_usage(engine: AsyncEngine, f: UsageFilter) -> list[UsageRecord]:
+    query = usage_query(f, engine.dialect.name)
     async with read_transaction(engine) as conn:
-        if f.before is not None:
-            query = query.where(usage_log.c.position < f.before)
-        order = usage_log.c.position.desc() if f.newest_first else usage_log.c.position
-        result = await conn.execute(query.order_by(order).limit(f.limit))
+        result = await conn.execute(query)
         return [UsageRecord(**row._mapping) for row in result]

@@ -6,7 +6,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import BigInteger, Column, Integer, MetaData, SmallInteger, String, Table, func, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    and_,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 metadata = MetaData()
@@ -39,6 +51,15 @@ usage_retention = Table(
     Column("retention_days", Integer, nullable=False),
     Column("applied_at_us", BigInteger, nullable=False),
 )
+
+
+def id_matches(column: Column[Any], value: str, dialect: str) -> ColumnElement[bool]:
+    """``column = value`` for ``key_id`` or ``account_id``, spelled so that PostgreSQL finds the rows
+    through the log's hashed id indexes (migration 0011); the id itself is compared too, so a hash
+    collision costs a row read, never a wrong answer."""
+    if dialect == "postgresql":
+        return and_(func.reservekit_id_hash(column) == func.reservekit_id_hash(value), column == value)
+    return column == value
 
 
 class UsageRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
