@@ -5,7 +5,8 @@
 --   u_ref   every repeated string dictionary-encoded to an integer (names), the IP as inet
 --   u_safe  only ids and closed vocabularies encoded; route, method (attacker-chosen on unmatched
 --           requests) and the IP stay in the row, so retention still removes them
--- plus the coarse variants *_c (position / 1024: b-tree deduplication) and a BRIN on position.
+-- plus the coarse variants *_c (position / 1024: b-tree deduplication), a BRIN on position, and
+-- today's layout with the id indexes keyed by hashtextextended(id, 0) as migration 0011 builds them (h_*).
 --   psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE layouts' postgres
 --   psql -h 127.0.0.1 -U postgres -q layouts -f tests/benchmarks/usage_row_layouts.sql
 -- Results and what they mean: docs/benchmarks.md, "Sixth pass".
@@ -54,6 +55,9 @@ ALTER TABLE u_text ADD PRIMARY KEY (position, recorded_at_us);
 CREATE INDEX t_key ON u_text (key_id, position);
 CREATE INDEX t_acct ON u_text (account_id, position);
 CREATE INDEX t_acct_out ON u_text (account_id, outcome, position);
+CREATE INDEX h_key ON u_text (hashtextextended(key_id, 0), position);
+CREATE INDEX h_acct ON u_text (hashtextextended(account_id, 0), position);
+CREATE INDEX h_acct_out ON u_text (hashtextextended(account_id, 0), outcome, position);
 ALTER TABLE u_ref ADD PRIMARY KEY (position, recorded_at_us);
 CREATE INDEX r_key ON u_ref (key_ref, position);
 CREATE INDEX r_acct ON u_ref (account_ref, position);
@@ -64,6 +68,13 @@ CREATE INDEX r_acct_out_c ON u_ref (account_ref, outcome_ref, (position / 1024))
 CREATE INDEX r_brin ON u_ref USING brin (position);
 VACUUM ANALYZE u_text; VACUUM ANALYZE u_ref; VACUUM ANALYZE u_safe;
 SELECT relname, round(pg_relation_size(oid) / 1000000.0, 1) AS bytes_per_row FROM pg_class
-WHERE relname ~ '^(u_|t_|r_|s_)' AND relkind IN ('r', 'i') ORDER BY relname;
-SELECT t, round(pg_total_relation_size(t::regclass) / 1000000.0, 1) AS total_bytes_per_row
-FROM unnest(ARRAY['u_text', 'u_safe']) t;
+WHERE relname ~ '^(u_|t_|r_|s_|h_)' AND relkind IN ('r', 'i') ORDER BY relname;
+SELECT layout, round(sum(pg_relation_size(r::regclass)) / 1000000.0, 1) AS total_bytes_per_row
+FROM (VALUES
+  ('text ids, text indexes (0010)', ARRAY['u_text', 'u_text_pkey', 't_key', 't_acct', 't_acct_out']),
+  ('text ids, hashed id indexes (0011)', ARRAY['u_text', 'u_text_pkey', 'h_key', 'h_acct', 'h_acct_out']),
+  ('everything encoded', ARRAY['u_ref', 'u_ref_pkey', 'r_key', 'r_acct', 'r_acct_out']),
+  ('ids and vocabularies encoded', ARRAY['u_safe', 'u_safe_pkey', 's_key', 's_acct', 's_acct_out']),
+  ('everything encoded, coarse, BRIN', ARRAY['u_ref', 'r_brin', 'r_key_c', 'r_acct_c', 'r_acct_out_c'])
+) AS l(layout, relations), unnest(relations) AS r
+GROUP BY layout ORDER BY total_bytes_per_row DESC;
