@@ -11,7 +11,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, select, text, u
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reservekit.background import PostgresListener, WakeUp
-from reservekit.db import create_engine, write_transaction
+from reservekit.db import create_engine, is_sqlite, write_transaction
 from reservekit.domain.events import AccountOpened, Metadata, RecordedEvent
 from reservekit.events.store import NOTIFY_CHANNEL, SqlEventStore, StreamWrite
 from reservekit.events.tables import projection_checkpoints
@@ -20,6 +20,8 @@ from reservekit.projecting.rebuild import rebuild_into, replace_live, verify_pro
 from reservekit.projecting.runner import ProjectionRunner, apply_next_batch, catch_up, projection_status
 from reservekit.projecting.sources import USAGE
 from reservekit.projecting.spec import AnyProjection, Projection
+from reservekit.usage.log import append_usage
+from tests.integration.test_usage_log import row as usage_row
 
 META = Metadata(source="test")
 
@@ -314,3 +316,22 @@ async def test_a_pass_locks_only_the_checkpoints_of_projections_behind_their_log
     assert locked == ["test_counts"]
     assert await runner.run_all_once() == 0
     assert locked == ["test_counts"]
+
+
+async def test_a_pass_applies_a_usage_flush_in_batches_sized_for_the_backend(engine: AsyncEngine) -> None:
+    """One usage flush (up to 2,000 rows) is one transaction per projection on PostgreSQL, where each
+    transaction's fixed work competed with serving requests; SQLite keeps batches of 500, which hold
+    its one write lock for less time (``runner.live_batch_size``)."""
+    sizes: list[int] = []
+
+    async def record(conn: AsyncConnection, tables: CountTables, batch: Sequence[object]) -> None:
+        sizes.append(len(batch))
+
+    usage_batches: AnyProjection = Projection(  # type: ignore[arg-type]
+        name="test_usage_batches", version=1, define=define, apply=record, source=USAGE
+    )
+    runner = ProjectionRunner(engine, [usage_batches], WakeUp())
+    await runner.setup()
+    await append_usage(engine, [usage_row(n) for n in range(2_000)], recorded_at_us=1_000_000)
+    assert await runner.run_all_once() == 2_000
+    assert sizes == ([500] * 4 if is_sqlite(engine) else [2_000])
