@@ -78,7 +78,7 @@ async def known_key(setup: Setup) -> tuple[str, str]:
     return key.id, key.secret
 
 
-async def refused_after(setup: Setup, secret: str, since: float, *, within: float = 2.0) -> float:
+async def refused_after(setup: Setup, secret: str, since: float, *, within: float = 10.0) -> float:
     """Seconds from ``since`` to the middleware's first 401 "API key revoked" for ``secret``."""
     while time.perf_counter() - since < within:
         response = await setup.service.get("/", headers=bearer(secret))
