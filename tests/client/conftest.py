@@ -6,6 +6,7 @@ be stopped and started again on the same port, to cut the change feed the hard w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,24 @@ import pytest
 from tests.conftest import TEST_PEPPER
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def first_refusal(
+    request: Callable[[], Awaitable[httpx.Response]], *, within: float = 10.0
+) -> httpx.Response:
+    """Repeat ``request`` while it is answered 200, for at most ``within`` seconds; the last answer.
+
+    A revocation reaches a service through the change feed a moment after the revoke's own answer, so
+    a test waits for it. How soon is tests/benchmarks/bench_middleware_revocation.py's to measure.
+    """
+    deadline = time.monotonic() + within
+    response = await request()
+    while response.status_code == 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
+        response = await request()
+    return response
+
+
 _INHERITED = ("RESERVEKIT_DATABASE_URL", "RESERVEKIT_REDIS_URL", "RESERVEKIT_KEY_PEPPER")
 
 
